@@ -1,0 +1,167 @@
+"""The ``pipeline`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from pipeline.errors import ExitCode, PipelineError, TopologyError, UsageError
+
+DEFAULT_TOPOLOGY = "topology.yaml"
+
+MAIN_HELP = """\
+Run multistage stream-processing graphs described in a topology file.
+
+A topology lists stages (a Python callable each), how many replicas each runs, and where
+each sends its output. The engine starts every replica as a process (or as coroutines on an
+event loop), moves batches between them over ZeroMQ, keeps memory bounded with credit-based
+backpressure, and checks at the end that every record sent arrived.
+"""
+
+MAIN_EPILOG = """\
+examples:
+  pipeline check                      validate ./topology.yaml and print the graph
+  pipeline run                        run ./topology.yaml
+  pipeline run flows/daily.yaml -e INPUT=/data/today
+  pipeline gen text sample-data/text  write sample input for the default topology
+
+exit codes: 0 ok, 1 the run failed, 2 bad usage or invalid topology,
+            3 the run finished but some input could not be read
+"""
+
+RUN_EPILOG = """\
+Variables: ${VAR} and ${VAR:-default} in the topology are taken from the environment;
+-e VAR=VALUE sets one for this run.
+
+While it runs: Ctrl-C (or SIGTERM) stops the sources and drains what is in flight,
+up to drain_timeout seconds; a second Ctrl-C stops at once.
+
+At the end one line per stage is printed (records in and out, failed, in flight, busy
+time, rate), and <run_dir>/summary.json holds the full counters. Batches a stage could not
+process (on_error: skip) are in <run_dir>/dead-letters/<run id>/.
+
+examples:
+  pipeline run
+  pipeline run topology.yaml -e INPUT=/data/2026-11-21 --log-level debug
+"""
+
+CHECK_EPILOG = """\
+Checks YAML syntax, unknown keys, stage names, next targets, cycles, that every 'run'
+imports and is callable with its params, replica counts, error policies and that every
+non-source stage is fed. Every problem is listed with its file and line; nothing runs.
+
+examples:
+  pipeline check
+  pipeline check flows/daily.yaml -e INPUT=/tmp
+"""
+
+
+def _env_pairs(values: Sequence[str] | None) -> dict[str, str]:
+    env = dict(os.environ)
+    for pair in values or ():
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            msg = f"-e takes VAR=VALUE, got {pair!r}"
+            raise UsageError(msg)
+        env[name] = value
+    return env
+
+
+def _add_topology_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "topology",
+        nargs="?",
+        default=DEFAULT_TOPOLOGY,
+        help=f"the topology file (default: ./{DEFAULT_TOPOLOGY})",
+    )
+    p.add_argument(
+        "-e",
+        "--env",
+        action="append",
+        metavar="VAR=VALUE",
+        help="set a variable for ${VAR} substitution (repeatable)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="pipeline", description=MAIN_HELP, epilog=MAIN_EPILOG, formatter_class=fmt
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    run = sub.add_parser(
+        "run", help="run a topology to its end", description="Run a topology to its end.",
+        epilog=RUN_EPILOG, formatter_class=fmt,
+    )
+    _add_topology_args(run)
+    run.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="how much the engine and the stages log (default: info)",
+    )
+
+    check = sub.add_parser(
+        "check", help="validate a topology and print its graph",
+        description="Validate a topology and print its graph; runs nothing.",
+        epilog=CHECK_EPILOG, formatter_class=fmt,
+    )
+    _add_topology_args(check)
+
+    from pipeline.gen import add_parser as add_gen  # noqa: PLC0415
+
+    add_gen(sub)
+    return parser
+
+
+def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from pipeline.topology import load_topology  # noqa: PLC0415
+
+    return load_topology(args.topology, _env_pairs(args.env))
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    topo = _load(args)
+    print(topo.describe())
+    print("ok: the topology is valid")
+    return ExitCode.OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.supervisor import Supervisor  # noqa: PLC0415
+
+    level = getattr(logging, args.log_level.upper())
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    topo = _load(args)
+    report = Supervisor(topo, log_level=level).run()
+    for line in report.lines():
+        print(line, file=sys.stderr)
+    return int(report.exit_code)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "check":
+            return cmd_check(args)
+        return int(args.handler(args))
+    except TopologyError as exc:
+        print(f"pipeline {args.command}: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    except UsageError as exc:
+        print(f"pipeline {args.command}: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    except PipelineError as exc:
+        print(f"pipeline {args.command}: {exc}", file=sys.stderr)
+        return ExitCode.FAILED
+    except KeyboardInterrupt:
+        print(f"pipeline {args.command}: interrupted", file=sys.stderr)
+        return ExitCode.FAILED

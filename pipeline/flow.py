@@ -1,0 +1,297 @@
+"""Credit, windows, acknowledgements and redelivery: the data-path protocol, with no I/O.
+
+Why it is built this way (see also ``transport``):
+
+* **Credit, not high-water marks.** A receiving replica grants each sending replica a fixed
+  credit (``backpressure.credit`` batches). A sender only hands a batch to a replica that has
+  free credit, so a slow replica can never hoard more than its credit while its siblings idle
+  (plain PUSH round-robins blindly into per-peer queues of up to 1000 messages).
+* **A window per edge.** A sender keeps at most ``backpressure.window`` unacknowledged batches
+  on one outgoing edge. When the window is full the stage stops producing, so a slow stage
+  slows its sources instead of growing memory.
+* **Acknowledgements carry completion.** A replica acknowledges an input batch only when every
+  output batch made from it has itself been acknowledged downstream (reference counts), and
+  a sender keeps every unacknowledged batch. If a replica dies, the supervisor tells its
+  senders, who deliver its unacknowledged batches again, to a sibling or to its restarted
+  incarnation: nothing accepted is lost; only a replica killed outright can cause a batch to
+  be processed twice (at-least-once).
+* **Redelivery once.** A batch that was being processed when its replica failed is marked
+  suspect; if it fails again it goes to the dead-letter file instead of crashing again.
+* **Keys go to partitions, partitions to replicas.** See ``routing``; the owner table arrives
+  from the supervisor with the membership, so it can change while data flows.
+* **Membership comes from the supervisor**, as a full list of current replicas (ids are never
+  reused, so a restarted replica is a new peer). End of stream is counted by the supervisor
+  per stage, never by counting messages on the data path, so replicas may join and leave.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pipeline.codec import Buffer, Codec, item_nbytes, item_records, pack
+from pipeline.routing import BROADCAST, KEY, Route, split_by_owner
+
+DATA = "D"
+ACK = "A"
+CREDIT = "C"
+
+ACK_OK = 0
+ACK_DEAD = 1
+
+
+@dataclass(eq=False)
+class InBatch:
+    """A batch received by this replica."""
+
+    src: int
+    seq: int
+    attempt: int
+    records: int
+    frames: list[Any]
+    #: one reference while processing, plus one per output batch not yet acknowledged
+    refs: int = 1
+    status: int = ACK_OK
+    items: list[Any] | None = None
+
+
+@dataclass(eq=False)
+class OutBatch:
+    """A batch this replica sends, kept until the receiver acknowledges it."""
+
+    seq: int
+    frames: list[Buffer]
+    records: int
+    index: int | None
+    parents: list[InBatch]
+    attempt: int = 0
+    #: counted in the edge's ``*_sent`` figures (a redelivery is not counted again)
+    counted: bool = False
+
+
+@dataclass(eq=False)
+class Peer:
+    """A downstream replica as one sender sees it."""
+
+    rid: int
+    index: int
+    endpoint: str
+    credit: int = 0
+    unacked: dict[int, OutBatch] = field(default_factory=dict)
+
+    @property
+    def free(self) -> int:
+        return self.credit - len(self.unacked)
+
+
+@dataclass
+class EdgeCounters:
+    batches_sent: int = 0
+    records_sent: int = 0
+    records_acked: int = 0
+    records_dead: int = 0
+    redelivered: int = 0
+    inflight_max: int = 0
+
+
+def cut(items: Sequence[Any], size: int, max_bytes: int) -> list[list[Any]]:
+    """Split items into batches of at most ``size`` items and about ``max_bytes``."""
+    out: list[list[Any]] = []
+    cur: list[Any] = []
+    nbytes = 0
+    for item in items:
+        cur.append(item)
+        nbytes += item_nbytes(item)
+        if len(cur) >= size or nbytes >= max_bytes:
+            out.append(cur)
+            cur, nbytes = [], 0
+    if cur:
+        out.append(cur)
+    return out
+
+
+class OutEdge:
+    """The sending side of one edge (this replica -> every replica of one stage)."""
+
+    def __init__(
+        self, target: str, route: Route, window: int, batch_size: int, batch_bytes: int
+    ) -> None:
+        self.target = target
+        self.route = route
+        self.window = window
+        self.batch_size = batch_size
+        self.batch_bytes = batch_bytes
+        self.peers: dict[int, Peer] = {}  # by replica index
+        self.by_rid: dict[int, Peer] = {}
+        self.owners = np.zeros(route.partitions, dtype=np.intp)
+        self.indexes: list[int] = []
+        self.queue: deque[OutBatch] = deque()  # any replica (round-robin)
+        self.queues: dict[int, deque[OutBatch]] = {}  # one replica (key, broadcast)
+        self.inflight = 0
+        self._seq = 0
+        self._cursor = 0
+        self.counters = EdgeCounters()
+
+    # -- producing ----------------------------------------------------------------------
+    def add(self, items: Sequence[Any], parents: list[InBatch], codec: Codec) -> None:
+        """Encode ``items`` into batches for this edge; each holds a reference on ``parents``."""
+        if self.route.kind == KEY:
+            assert self.route.field is not None
+            groups: Iterable[tuple[int | None, Sequence[Any]]] = split_by_owner(
+                items, self.route.field, self.owners
+            ).items()
+        else:
+            groups = [(None, items)]
+        for index, group in groups:
+            for chunk in cut(group, self.batch_size, self.batch_bytes):
+                frames = codec.encode(chunk)
+                records = sum(item_records(i) for i in chunk)
+                if self.route.kind == BROADCAST:
+                    for idx in self.indexes:
+                        self._push(OutBatch(self._next_seq(), frames, records, idx, parents))
+                else:
+                    self._push(OutBatch(self._next_seq(), frames, records, index, parents))
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _push(self, batch: OutBatch) -> None:
+        for p in batch.parents:
+            p.refs += 1
+        if batch.index is None:
+            self.queue.append(batch)
+        else:
+            self.queues.setdefault(batch.index, deque()).append(batch)
+
+    @property
+    def pending(self) -> int:
+        """Batches made but not yet handed to a replica."""
+        return len(self.queue) + sum(len(q) for q in self.queues.values())
+
+    @property
+    def idle(self) -> bool:
+        return self.inflight == 0 and self.pending == 0
+
+    # -- sending ------------------------------------------------------------------------
+    def sendable(self) -> list[tuple[Peer, OutBatch]]:
+        """Batches that may go now, each with the replica it goes to."""
+        out: list[tuple[Peer, OutBatch]] = []
+        while self.queue and self.inflight < self.window:
+            peer = self._pick()
+            if peer is None:
+                break
+            out.append((peer, self._assign(peer, self.queue.popleft())))
+        for index, q in self.queues.items():
+            peer = self.peers.get(index)
+            while q and peer is not None and peer.free > 0 and self.inflight < self.window:
+                out.append((peer, self._assign(peer, q.popleft())))
+        return out
+
+    def _pick(self) -> Peer | None:
+        peers = list(self.peers.values())
+        n = len(peers)
+        best: Peer | None = None
+        for k in range(n):
+            peer = peers[(self._cursor + k) % n]
+            if peer.free > 0 and (best is None or peer.free > best.free):
+                best = peer
+        if best is not None:
+            self._cursor = (peers.index(best) + 1) % n
+        return best
+
+    def _assign(self, peer: Peer, batch: OutBatch) -> OutBatch:
+        peer.unacked[batch.seq] = batch
+        self.inflight += 1
+        c = self.counters
+        c.inflight_max = max(c.inflight_max, self.inflight)
+        if not batch.counted:
+            c.batches_sent += 1
+            c.records_sent += batch.records
+            batch.counted = True
+        return batch
+
+    # -- feedback -----------------------------------------------------------------------
+    def on_credit(self, rid: int, limit: int) -> None:
+        peer = self.by_rid.get(rid)
+        if peer is not None:
+            peer.credit = limit
+
+    def on_ack(self, rid: int, seq: int, status: int) -> list[InBatch]:
+        """Record an acknowledgement; returns input batches whose outputs are all delivered."""
+        peer = self.by_rid.get(rid)
+        if peer is None:
+            return []  # from a replica already declared gone; its batches were requeued
+        batch = peer.unacked.pop(seq, None)
+        if batch is None:
+            return []
+        self.inflight -= 1
+        if status == ACK_DEAD:
+            self.counters.records_dead += batch.records
+        else:
+            self.counters.records_acked += batch.records
+        done = []
+        for p in batch.parents:
+            p.refs -= 1
+            if p.refs == 0:
+                done.append(p)
+        return done
+
+    def set_members(
+        self,
+        members: Sequence[tuple[int, int | None, str | None]],
+        owners: Sequence[int] | None,
+        suspects: Iterable[int] = (),
+    ) -> list[Peer]:
+        """Apply the supervisor's view of the target stage: ``(index, rid, endpoint)`` per
+        replica, ``rid`` None while a replica is down. Unacknowledged batches of replicas
+        that are gone are queued again (suspect ones count as a further attempt). Returns
+        the peers that are gone."""
+        suspect = set(suspects)
+        current = {idx: (rid, ep) for idx, rid, ep in members}
+        gone: list[Peer] = []
+        for idx, peer in list(self.peers.items()):
+            if current.get(idx, (None, None))[0] != peer.rid:
+                gone.append(peer)
+                del self.peers[idx]
+                del self.by_rid[peer.rid]
+        for peer in gone:
+            self._requeue(peer, suspect)
+        for idx, (rid, ep) in current.items():
+            if rid is not None and ep is not None and idx not in self.peers:
+                peer = Peer(rid, idx, ep)
+                self.peers[idx] = peer
+                self.by_rid[rid] = peer
+        self.indexes = sorted(current)
+        if owners is not None:
+            self.owners = np.asarray(owners, dtype=np.intp)
+        return gone
+
+    def _requeue(self, peer: Peer, suspect: set[int]) -> None:
+        batches = sorted(peer.unacked.values(), key=lambda b: b.seq)
+        peer.unacked.clear()
+        self.inflight -= len(batches)
+        for b in reversed(batches):
+            if b.seq in suspect:
+                b.attempt += 1
+            self.counters.redelivered += 1
+            if b.index is None:
+                self.queue.appendleft(b)
+            else:
+                self.queues.setdefault(b.index, deque()).appendleft(b)
+
+
+def data_frames(src: int, dst: int, batch: OutBatch) -> list[Buffer]:
+    return [pack([DATA, src, dst, batch.seq, batch.attempt, batch.records]), *batch.frames]
+
+
+def ack_frames(src: int, dst: int, acks: list[tuple[int, int]]) -> list[Buffer]:
+    return [pack([ACK, src, dst, acks])]
+
+
+def credit_frames(src: int, dst: int, limit: int) -> list[Buffer]:
+    return [pack([CREDIT, src, dst, limit])]

@@ -1,0 +1,79 @@
+"""Starting and stopping worker processes.
+
+Workers are started from multiprocessing's *forkserver*: a clean single-threaded server
+process that imported the engine once, so a new replica starts in milliseconds, inherits no
+ZeroMQ context or thread from the supervisor, and still runs stage code imported by name
+(``module:callable``, including functions of a script's ``__main__``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import multiprocessing.context
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+
+from pipeline.worker import WorkerSpec, worker_main
+
+_ctx: multiprocessing.context.BaseContext | None = None
+
+
+def context() -> multiprocessing.context.BaseContext:
+    global _ctx
+    if _ctx is None:
+        if "forkserver" in mp.get_all_start_methods():
+            ctx = mp.get_context("forkserver")
+            ctx.set_forkserver_preload(["pipeline.worker"])
+        else:  # pragma: no cover - not Linux
+            ctx = mp.get_context("spawn")
+        _ctx = ctx
+    return _ctx
+
+
+@dataclass
+class WorkerProcess:
+    spec: WorkerSpec
+    process: mp.process.BaseProcess
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def sentinel(self) -> int:
+        return self.process.sentinel
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+    def exitcode(self) -> int | None:
+        return self.process.exitcode
+
+    def signal(self, sig: int) -> None:
+        pid = self.process.pid
+        if pid is not None and self.process.exitcode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+
+def start(spec: WorkerSpec) -> WorkerProcess:
+    proc = context().Process(target=worker_main, args=(spec,), name=spec.title, daemon=False)
+    proc.start()
+    return WorkerProcess(spec, proc)
+
+
+def stop_all(workers: list[WorkerProcess], grace: float) -> None:
+    """SIGTERM every live worker, SIGKILL what is left after ``grace`` seconds, reap all."""
+    for w in workers:
+        w.signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for w in workers:
+        w.process.join(max(0.0, deadline - time.monotonic()))
+    for w in workers:
+        if w.process.exitcode is None:
+            w.signal(signal.SIGKILL)
+            w.process.join(5)

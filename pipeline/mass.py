@@ -1,0 +1,215 @@
+"""MASS-style stages: ``fn(sockets, *args)`` called again and again.
+
+``sockets.receive()`` returns the next input item (raising ``EndOfStream`` when the input has
+ended, which ends the stage), ``sockets.send(obj, stage=None)`` emits an item to every stage
+in ``next``, or to the one named. A stage with no input is a source; it ends its stream by
+raising ``EndOfStream``. ``async def`` stages ``await`` both calls.
+
+Items are still batched on the wire: the engine hands the stage one received batch at a
+time and sends what it emitted when it asks for the next, so acknowledgements, redelivery
+and dead letters work per batch as for every other stage. A plain (synchronous) function runs
+in a thread of its own, so its blocking ``receive()`` never stalls the event loop; it crosses
+to the loop once per batch, not per item.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pipeline.errors import EndOfStream, UsageError
+from pipeline.flow import InBatch
+
+if TYPE_CHECKING:
+    from pipeline.replica import Replica
+
+T = TypeVar("T")
+
+
+class _Core:
+    """Batch bookkeeping shared by the async and the threaded sockets."""
+
+    def __init__(self, replica: Replica) -> None:
+        self._r = replica
+        self._items: list[Any] = []
+        self._pos = 0
+        self._batch: InBatch | None = None
+        self._out: dict[str | None, list[Any]] = {}
+        self._pending_out = 0
+        self._last_handoff = time.monotonic()
+        self.fed = bool(replica.upstream_stages)
+        #: items received and sent so far by this replica
+        self.received = 0
+        self.sent = 0
+        self.stage = replica.spec.name
+        self.replica = replica.index
+        self.ctx = replica.ctx
+
+    def _add(self, obj: Any, stage: str | None) -> None:
+        if stage is not None and stage not in self._r.edges:
+            nexts = ", ".join(self._r.edges) or "none"
+            msg = f"stage '{self.stage}' sent to '{stage}', which is not in its next ({nexts})"
+            raise UsageError(msg)
+        self._out.setdefault(stage, []).append(obj)
+        self._pending_out += 1
+        self.sent += 1
+
+    def _emit_out(self, parent: InBatch | None) -> None:
+        r = self._r
+        for stage, items in self._out.items():
+            r._emit(items, parent, None if stage is None else [stage])
+        self._out = {}
+        self._pending_out = 0
+
+    def _end_batch(self) -> None:
+        if self._batch is not None:
+            b, self._batch = self._batch, None
+            self._emit_out(b)
+            self._r.end(b, None)
+        self._items, self._pos = [], 0
+
+    async def _next_batch(self) -> None:
+        """Close the current batch and wait for the next one (EndOfStream at the end)."""
+        r = self._r
+        self._end_batch()
+        r._flush_buffers(force=not r.inq)
+        r._pump()
+        r._flush_acks()
+        while not r.inq:
+            if r.ended >= r.upstream_stages:
+                raise EndOfStream
+            r._flush_buffers(force=True)
+            r._pump()
+            r._flush_acks()
+            t0 = time.perf_counter()
+            await r._wait()
+            r.c.wait_input += time.perf_counter() - t0
+        if r._pending():
+            await r._send_all()
+        b = r.inq.popleft()
+        self._items = r.begin(b)
+        self._batch = b
+
+    def _due(self) -> bool:
+        spec = self._r.spec.batch
+        return self._pending_out >= spec.size or (
+            self._pending_out > 0 and time.monotonic() - self._last_handoff >= spec.linger
+        )
+
+    async def _handoff(self) -> None:
+        """A source's outputs so far go out (waiting for credit: backpressure)."""
+        self._emit_out(None)
+        self._last_handoff = time.monotonic()
+        r = self._r
+        r._flush_buffers(force=True)
+        await r._send_all()
+        await asyncio.sleep(0)
+
+    async def _failed(self, exc: Exception) -> None:
+        """The stage function raised: its current batch is dead-lettered or fatal."""
+        r = self._r
+        self._out = {}
+        self._pending_out = 0
+        if self._batch is None:
+            from pipeline.replica import ReplicaFailure  # noqa: PLC0415
+
+            raise ReplicaFailure(exc, "source" if not self.fed else "process") from exc
+        b, items = self._batch, self._items
+        self._batch, self._items, self._pos = None, [], 0
+        r.processing = None
+        await r.batch_failed(b, items, exc)
+
+    async def _close(self) -> None:
+        if self.fed:
+            self._end_batch()
+        else:
+            self._emit_out(None)
+
+
+class AsyncSockets(_Core):
+    """``sockets`` of an ``async def`` MASS-style stage."""
+
+    async def receive(self) -> Any:
+        while self._pos >= len(self._items):
+            await self._next_batch()
+        item = self._items[self._pos]
+        self._pos += 1
+        self.received += 1
+        return item
+
+    async def send(self, obj: Any, stage: str | None = None) -> None:
+        self._add(obj, stage)
+        if not self.fed and self._due():
+            await self._handoff()
+
+    async def run(self) -> None:
+        r = self._r
+        fn, args, params = r.impl.obj, r.spec.args, r.spec.params
+        while self.fed or not r.stopping:
+            t0, w0 = time.perf_counter(), r.c.wait_input + r.c.wait_credit
+            try:
+                await fn(self, *args, **params)
+            except EndOfStream:
+                break
+            except Exception as exc:
+                await self._failed(exc)
+            finally:  # time in the stage, less what it spent waiting for input or credit
+                waited = r.c.wait_input + r.c.wait_credit - w0
+                r.c.busy += time.perf_counter() - t0 - waited
+            if not self.fed and self._due():
+                await self._handoff()
+        await self._close()
+
+
+class ThreadSockets(_Core):
+    """``sockets`` of a plain MASS-style stage, which runs in a thread of its own."""
+
+    def __init__(self, replica: Replica, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(replica)
+        self._loop = loop
+
+    def _on_loop(self, coro: Awaitable[T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()  # type: ignore[arg-type]
+
+    def receive(self) -> Any:
+        while self._pos >= len(self._items):
+            self._on_loop(self._next_batch())
+        item = self._items[self._pos]
+        self._pos += 1
+        self.received += 1
+        return item
+
+    def send(self, obj: Any, stage: str | None = None) -> None:
+        self._add(obj, stage)
+        if not self.fed and self._due():
+            self._on_loop(self._handoff())
+
+    def _thread(self) -> None:
+        r = self._r
+        fn, args, params = r.impl.obj, r.spec.args, r.spec.params
+        while self.fed or not r.stopping:
+            t0, w0 = time.perf_counter(), r.c.wait_input + r.c.wait_credit
+            try:
+                fn(self, *args, **params)
+            except EndOfStream:
+                break
+            except Exception as exc:
+                self._on_loop(self._failed(exc))
+            finally:  # time in the stage, less what it spent waiting for input or credit
+                waited = r.c.wait_input + r.c.wait_credit - w0
+                r.c.busy += time.perf_counter() - t0 - waited
+            if not self.fed and self._due():
+                self._on_loop(self._handoff())
+        self._on_loop(self._close())
+
+    async def run(self) -> None:
+        await asyncio.to_thread(self._thread)
+
+
+async def run_mass(replica: Replica) -> None:
+    if replica.impl.is_async:
+        await AsyncSockets(replica).run()
+    else:
+        await ThreadSockets(replica, asyncio.get_running_loop()).run()

@@ -1,0 +1,608 @@
+"""One replica of a stage: drives the user's code through the flow protocol.
+
+A replica runs as a task on its worker's event loop (alone in its process for
+``kind: process``, beside its siblings for ``kind: async``). Synchronous user code is called
+inline; the worker's inbox task applies acknowledgements, credit and data to the replica
+between batches. The replica never touches a socket: it asks its ``Host`` to send frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from pipeline import deadletter
+from pipeline.codec import Buffer, Codec
+from pipeline.columns import Columns
+from pipeline.contract import Batch, Context, Role, StageImpl, inspect_stage, resolve
+from pipeline.flow import (
+    ACK_DEAD,
+    InBatch,
+    OutEdge,
+    ack_frames,
+    credit_frames,
+    data_frames,
+)
+from pipeline.stats import ReplicaCounters
+from pipeline.topology import StageSpec, Topology
+
+log = logging.getLogger("pipeline.replica")
+
+
+class Host(Protocol):
+    """What a replica needs from the worker process that runs it."""
+
+    codec: Codec
+    run_dir: Path
+    dead_letters: Path
+
+    def send(self, endpoint: str, frames: list[Buffer]) -> None: ...
+    def use(self, endpoint: str) -> None: ...
+    def release(self, endpoint: str) -> None: ...
+    async def report(self, msg: dict[str, Any]) -> None: ...
+
+
+class ReplicaFailure(Exception):
+    """User code raised and the policy says this replica stops."""
+
+    def __init__(self, exc: BaseException, phase: str, batch: InBatch | None = None) -> None:
+        self.exc = exc
+        self.phase = phase
+        self.batch = batch
+        super().__init__(str(exc))
+
+
+def measure(items: list[Any]) -> tuple[int, int]:
+    """Records and buffer bytes of a list of items."""
+    n = len(items)
+    nbytes = 0
+    for o in items:
+        t = type(o)
+        if t is Columns:
+            n += len(o) - 1
+            nbytes += o.nbytes
+        elif t is np.ndarray:
+            nbytes += o.nbytes
+    return n, nbytes
+
+
+def user_frame(exc: BaseException, impl_file: str | None) -> str:
+    """``file:line`` of the deepest traceback frame in the stage's own file."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    chosen = None
+    for fr in frames:
+        if impl_file and fr.filename == impl_file:
+            chosen = fr
+    if chosen is None and frames:
+        chosen = frames[-1]
+    return f"{chosen.filename}:{chosen.lineno}" if chosen else "?"
+
+
+class Replica:
+    """State and loop of one replica (``rid`` is unique in the run, never reused)."""
+
+    def __init__(
+        self, host: Host, topology: Topology, spec: StageSpec, index: int, rid: int
+    ) -> None:
+        self.host = host
+        self.spec = spec
+        self.index = index
+        self.rid = rid
+        self.name = f"{spec.name}/{index}"
+        self.impl: StageImpl = inspect_stage(resolve(spec.run))
+        self.ctx = Context(spec.name, index, spec.replicas, host.run_dir, spec.params)
+        self.edges: dict[str, OutEdge] = {
+            t: OutEdge(
+                t, topology.stage(t).route, spec.flow.window, spec.batch.size, spec.batch.bytes
+            )
+            for t in spec.next
+        }
+        self.upstream_stages = frozenset(topology.upstream(spec.name))
+        #: upstream stages that have inputs themselves (their lost batches are redelivered)
+        self._replayable = frozenset(u for u in self.upstream_stages if topology.upstream(u))
+        self.c = ReplicaCounters(
+            edges={t: {} for t in spec.next}, inflight=dict.fromkeys(spec.next, 0)
+        )
+        self.up: dict[int, tuple[str, str]] = {}
+        self._gone_up: dict[int, str] = {}
+        self._edge_of: dict[int, OutEdge] = {}
+        self._early_credit: dict[int, int] = {}
+        self.ended: set[str] = set()
+        self.inq: deque[InBatch] = deque()
+        self._acks: dict[int, list[tuple[int, int]]] = {}
+        self._buf: dict[str, list[Any]] = {t: [] for t in spec.next}
+        self._buf_bytes: dict[str, int] = dict.fromkeys(spec.next, 0)
+        self._buf_parents: dict[str, list[InBatch]] = {t: [] for t in spec.next}
+        self.wake = asyncio.Event()
+        self.processing: InBatch | None = None
+        self.stopping = False
+        self.instance: Any = None
+        self._impl_file = inspect.getsourcefile(self.impl.obj) if self._has_source() else None
+        self.finished = asyncio.Event()
+
+    def _has_source(self) -> bool:
+        try:
+            inspect.getsourcefile(self.impl.obj)
+        except TypeError:
+            return False
+        return True
+
+    # ------------------------------------------------------------------ messages in
+    def on_data(self, src: int, seq: int, attempt: int, records: int, frames: list[Any]) -> None:
+        if src in self._gone_up and self._gone_up[src] in self._replayable:
+            return  # its sender is gone; its own sender delivers the inputs again
+        self.inq.append(InBatch(src, seq, attempt, records, frames))
+        if attempt:
+            self.c.redelivered_in += 1
+        self._note_held()
+        self.wake.set()
+
+    def on_ack(self, src: int, acks: list[list[int]]) -> None:
+        edge = self._edge_of.get(src)
+        if edge is None:
+            return
+        for seq, status in acks:
+            for parent in edge.on_ack(src, seq, status):
+                self._complete(parent)
+        self.wake.set()
+
+    def on_credit(self, src: int, limit: int) -> None:
+        edge = self._edge_of.get(src)
+        if edge is None:
+            # The receiver heard of us before we heard of it: keep the grant until we do.
+            self._early_credit[src] = limit
+            return
+        edge.on_credit(src, limit)
+        self.wake.set()
+
+    def on_peers(self, msg: dict[str, Any]) -> None:
+        """Apply the supervisor's membership: who sends to us, whom we send to."""
+        up = {rid: (stage, ep) for rid, stage, ep in msg["up"]}
+        for rid, (stage, ep) in up.items():
+            if rid not in self.up:
+                self.host.use(ep)
+                self.host.send(ep, credit_frames(self.rid, rid, self.spec.flow.credit))
+        for rid, (stage, ep) in self.up.items():
+            if rid not in up:
+                self._gone_up[rid] = stage
+                self._acks.pop(rid, None)
+                self.host.release(ep)
+                if stage in self._replayable:
+                    self.inq = deque(b for b in self.inq if b.src != rid)
+        self.up = up
+        for target, down in msg["down"].items():
+            edge = self.edges[target]
+            for peer in edge.set_members(down["members"], down.get("owners"), down.get("suspects", ())):
+                self._edge_of.pop(peer.rid, None)
+                self.host.release(peer.endpoint)
+            for peer in edge.peers.values():
+                if peer.rid not in self._edge_of:
+                    self._edge_of[peer.rid] = edge
+                    self.host.use(peer.endpoint)
+                    if peer.rid in self._early_credit:
+                        edge.on_credit(peer.rid, self._early_credit.pop(peer.rid))
+        for stage in msg.get("ended", ()):
+            self.ended.add(stage)
+        if msg.get("stop") and not self.stopping:
+            self.on_stop()
+        self._note_held()
+        self.wake.set()
+
+    def describe(self) -> str:
+        """The flow state of this replica, for debugging a stall."""
+        parts = [f"{self.name} rid {self.rid}: queued {len(self.inq)}, ended {sorted(self.ended)}"
+                 f" of {sorted(self.upstream_stages)}, up {sorted(self.up)}"]
+        for t, e in self.edges.items():
+            peers = ", ".join(f"{p.index}:{p.rid} credit {p.credit} unacked {len(p.unacked)}" for p in e.peers.values())
+            parts.append(f"  -> {t}: pending {e.pending}, inflight {e.inflight}/{e.window}, buffered {len(self._buf[t])}; {peers}")
+        return "\n".join(parts)
+
+    def on_stop(self) -> None:
+        log.debug("stop requested; %s", self.describe())
+        self.stopping = True
+        self.ctx._stopping = True
+        self.wake.set()
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _note_held(self) -> None:
+        held = len(self.inq) + (self.processing is not None)
+        self.c.held = held
+        if held > self.c.held_max:
+            self.c.held_max = held
+
+    def _complete(self, b: InBatch) -> None:
+        """Every output of ``b`` is delivered: acknowledge it to its sender."""
+        stage = self.up.get(b.src, (self._gone_up.get(b.src, "?"), ""))[0]
+        if b.status == ACK_DEAD:
+            self.c.dead_by_stage[stage] = self.c.dead_by_stage.get(stage, 0) + b.records
+        else:
+            self.c.in_by_stage[stage] = self.c.in_by_stage.get(stage, 0) + b.records
+        self._acks.setdefault(b.src, []).append((b.seq, b.status))
+
+    def _flush_acks(self) -> None:
+        for src, acks in self._acks.items():
+            peer = self.up.get(src)
+            if peer is not None:
+                self.host.send(peer[1], ack_frames(self.rid, src, acks))
+        self._acks.clear()
+
+    def _emit(self, outputs: list[Any], parent: InBatch | None, edges: list[str] | None = None) -> None:
+        """Buffer outputs for the given edges (all by default); ``parent`` stays unacknowledged
+        until every batch they end up in is acknowledged."""
+        if not outputs:
+            return
+        n, nbytes = measure(outputs)
+        self.c.records_out += n
+        for t in self.edges if edges is None else edges:
+            self._buf[t].extend(outputs)
+            self._buf_bytes[t] += nbytes
+            if parent is not None:
+                parent.refs += 1
+                self._buf_parents[t].append(parent)
+
+    def _flush_buffers(self, force: bool) -> None:
+        size, max_bytes = self.spec.batch.size, self.spec.batch.bytes
+        for t, edge in self.edges.items():
+            buf = self._buf[t]
+            if not buf or not (force or len(buf) >= size or self._buf_bytes[t] >= max_bytes):
+                continue
+            parents = self._buf_parents[t]
+            edge.add(buf, parents, self.host.codec)
+            self._buf[t] = []
+            self._buf_bytes[t] = 0
+            self._buf_parents[t] = []
+            for p in parents:
+                p.refs -= 1
+                if p.refs == 0:
+                    self._complete(p)
+
+    def _pump(self) -> None:
+        """Send every batch that has credit and window now."""
+        for edge in self.edges.values():
+            for peer, batch in edge.sendable():
+                self.host.send(peer.endpoint, data_frames(self.rid, peer.rid, batch))
+
+    def _pending(self) -> bool:
+        return any(e.pending for e in self.edges.values())
+
+    def _idle(self) -> bool:
+        return all(e.idle for e in self.edges.values()) and not any(self._buf.values())
+
+    async def _wait(self) -> None:
+        await self.wake.wait()
+        self.wake.clear()
+
+    async def _send_all(self) -> None:
+        """Hand every made batch to a replica, waiting for credit if needed (backpressure)."""
+        self._pump()
+        self._flush_acks()
+        while self._pending():
+            t0 = time.perf_counter()
+            await self._wait()
+            self.c.wait_credit += time.perf_counter() - t0
+            self._pump()
+            self._flush_acks()
+
+    async def _drain(self) -> None:
+        """Until every output batch is acknowledged."""
+        self._flush_buffers(force=True)
+        await self._send_all()
+        while not self._idle():
+            t0 = time.perf_counter()
+            await self._wait()
+            self.c.wait_credit += time.perf_counter() - t0
+            self._pump()
+            self._flush_acks()
+        self._flush_acks()
+
+    # ------------------------------------------------------------------ user code
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        result = fn(*args)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    async def _collect(self, result: Any, out: list[Any]) -> None:
+        """Append what a transform returned: None, one item, a list or (async) iterator."""
+        if result is None:
+            return
+        t = type(result)
+        if t is list:
+            out.extend(result)
+        elif isinstance(result, Iterator):
+            out.extend(result)
+        elif hasattr(result, "__anext__"):
+            async for x in result:
+                out.append(x)
+        else:
+            out.append(result)
+
+    async def _process_items(self, items: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        ctx = self.ctx
+        if self.impl.role is Role.STATEFUL:
+            inst = self.instance
+            batch_fn = getattr(inst, "process_batch", None)
+            if batch_fn is not None:
+                await self._collect(await self._call(batch_fn, items, ctx), out)
+                return out
+            fn = inst.process
+            params: dict[str, Any] = {}
+        else:
+            fn = self.impl.obj
+            params = dict(self.spec.params)
+        if self.impl.is_async or inspect.isasyncgenfunction(fn):
+            for item in items:
+                await self._collect(await self._call(fn, item, ctx, **params), out)
+            return out
+        append, extend = out.append, out.extend
+        for item in items:
+            r = fn(item, ctx, **params) if params else fn(item, ctx)
+            if r is None:
+                continue
+            t = type(r)
+            if t is list:
+                extend(r)
+            elif t is dict or t is Columns or not isinstance(r, Iterator):
+                append(r)
+            else:
+                extend(r)
+        return out
+
+    async def _setup(self) -> None:
+        if inspect.isclass(self.impl.obj):
+            try:
+                self.instance = self.impl.obj(**self.spec.params)
+                setup = getattr(self.instance, "setup", None)
+                if setup is not None:
+                    await self._call(setup, self.ctx)
+            except Exception as exc:
+                raise ReplicaFailure(exc, "setup") from exc
+
+    async def _finish_user(self) -> None:
+        finish = getattr(self.instance, "finish", None) if self.instance is not None else None
+        if finish is None:
+            return
+        t0 = time.perf_counter()
+        try:
+            out: list[Any] = []
+            await self._collect(await self._call(finish, self.ctx), out)
+        except Exception as exc:
+            raise ReplicaFailure(exc, "finish") from exc
+        finally:
+            self.c.busy += time.perf_counter() - t0
+        self._emit(out, None)
+
+    # ------------------------------------------------------------------ loops
+    async def run(self) -> None:
+        """Run to the end of the stream (or failure) and report to the supervisor."""
+        try:
+            await self._setup()
+            if self.impl.role is Role.SOURCE:
+                await self._run_source()
+            elif self.impl.role is Role.MASS:
+                from pipeline.mass import run_mass  # noqa: PLC0415 - only MASS stages need it
+
+                await run_mass(self)
+            else:
+                await self._run_fed()
+            await self._finish_user()
+            await self._drain()
+        except ReplicaFailure as failure:
+            await self._report_failure(failure)
+            return
+        finally:
+            self.finished.set()
+        await self.host.report({"t": "done", "rid": self.rid, "stats": self.snapshot()})
+
+    def _source_iter(self) -> Any:
+        obj = self.impl.obj
+        params = self.spec.params
+        if self.instance is not None:
+            return self.instance.generate(self.ctx)
+        return obj(self.ctx, **params)
+
+    async def _run_source(self) -> None:
+        size, max_bytes, linger = self.spec.batch.size, self.spec.batch.bytes, self.spec.batch.linger
+        batch: list[Any] = []
+        nbytes = 0
+        started = 0.0
+        clock = time.monotonic
+        it: Any = None
+        try:
+            it = self._source_iter()
+            if inspect.isawaitable(it):
+                it = await it
+            aiter_ = hasattr(it, "__anext__")
+            sync_it = None if aiter_ else iter(it)
+            while not self.stopping:
+                t0 = time.perf_counter()
+                try:
+                    item = await it.__anext__() if aiter_ else next(sync_it)  # type: ignore[arg-type]
+                except (StopIteration, StopAsyncIteration):
+                    break
+                finally:
+                    self.c.busy += time.perf_counter() - t0
+                if item is None:
+                    if batch:
+                        await self._source_emit(batch)
+                        batch, nbytes = [], 0
+                    await asyncio.sleep(0)
+                    continue
+                if type(item) is Batch:
+                    if not batch:
+                        started = clock()
+                    batch.extend(item)
+                elif type(item) is Columns or type(item) is np.ndarray:
+                    if not batch:
+                        started = clock()
+                    batch.append(item)
+                    nbytes += item.nbytes
+                else:
+                    if not batch:
+                        started = clock()
+                    batch.append(item)
+                if len(batch) >= size or nbytes >= max_bytes or clock() - started >= linger:
+                    await self._source_emit(batch)
+                    batch, nbytes = [], 0
+        except Exception as exc:
+            if self.spec.on_error == "skip":
+                self.c.errors += 1
+                self.ctx.input_incomplete(
+                    self.spec.name, f"the source raised and ended early: {type(exc).__name__}: {exc}"
+                )
+                log.error("%s: source failed, its stream ends here (on_error: skip)", self.name,
+                          exc_info=exc)
+            else:
+                raise ReplicaFailure(exc, "source") from exc
+        finally:
+            close = getattr(it, "aclose", None) or getattr(it, "close", None)
+            if close is not None:
+                closing = close()  # runs the generator's finally blocks now
+                if inspect.isawaitable(closing):
+                    await closing
+        if batch:
+            await self._source_emit(batch)
+
+    async def _source_emit(self, batch: list[Any]) -> None:
+        self._emit(batch, None)
+        self._flush_buffers(force=True)
+        await self._send_all()
+        await asyncio.sleep(0)  # let acknowledgements and control messages in
+
+    async def _run_fed(self) -> None:
+        while True:
+            if self.inq:
+                if self._pending():
+                    await self._send_all()
+                b = self.inq.popleft()
+                await self._process(b)
+                self._flush_buffers(force=not self.inq)
+                self._pump()
+                self._flush_acks()
+                await asyncio.sleep(0)
+                continue
+            if self.ended >= self.upstream_stages:
+                return
+            self._flush_buffers(force=True)
+            self._pump()
+            self._flush_acks()
+            t0 = time.perf_counter()
+            await self._wait()
+            self.c.wait_input += time.perf_counter() - t0
+
+    def decode(self, b: InBatch) -> list[Any]:
+        return self.host.codec.decode(b.frames[0], b.frames[1:])
+
+    def begin(self, b: InBatch) -> list[Any]:
+        """Start processing a batch: decode it and count it in."""
+        self.processing = b
+        self._note_held()
+        items = self.decode(b)
+        self.c.batches_in += 1
+        self.c.records_in += b.records
+        return items
+
+    def end(self, b: InBatch, outputs: list[Any] | None, edges: list[str] | None = None) -> None:
+        """Processing of ``b`` is over: buffer its outputs and release it."""
+        self.processing = None
+        if outputs:
+            self._emit(outputs, b, edges)
+        b.refs -= 1
+        if b.refs == 0:
+            self._complete(b)
+        self._note_held()
+
+    async def _process(self, b: InBatch) -> None:
+        items = self.begin(b)
+        t0 = time.perf_counter()
+        try:
+            outputs = await self._process_items(items)
+        except Exception as exc:
+            self.c.busy += time.perf_counter() - t0
+            self.processing = None
+            await self.batch_failed(b, items, exc)
+            return
+        self.c.busy += time.perf_counter() - t0
+        self.end(b, outputs)
+
+    async def batch_failed(self, b: InBatch, items: list[Any], exc: Exception) -> None:
+        """User code raised on a batch: dead-letter it, or stop this replica."""
+        self.c.errors += 1
+        policy = self.spec.on_error
+        if policy == "skip" or (policy == "restart" and b.attempt >= 1):
+            src_stage, _ = self.up.get(b.src, (self._gone_up.get(b.src, "?"), ""))
+            path = deadletter.write(
+                self.host.dead_letters,
+                self.spec.name,
+                self.rid,
+                {
+                    "stage": self.spec.name,
+                    "replica": self.index,
+                    "from": src_stage,
+                    "batch": b.seq,
+                    "attempt": b.attempt,
+                    "records": b.records,
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "where": f"{self.impl.where} at {user_frame(exc, self._impl_file)}",
+                    "traceback": "".join(traceback.format_exception(exc)),
+                },
+                items,
+            )
+            log.warning(
+                "%s: batch %d from %s (%d records) failed with %s: %s; written to %s",
+                self.name, b.seq, src_stage, b.records, type(exc).__name__, exc, path,
+            )
+            b.status = ACK_DEAD
+            self.c.records_dead += b.records
+            self.end(b, None)
+            return
+        raise ReplicaFailure(exc, "process", b) from exc
+
+    async def _report_failure(self, failure: ReplicaFailure) -> None:
+        exc = failure.exc
+        if self.spec.on_error == "restart":
+            # Deliver what earlier batches produced, so only unfinished batches are redelivered.
+            try:
+                await asyncio.wait_for(self._drain(), timeout=10)
+            except TimeoutError:
+                log.warning("%s: could not deliver all outputs before restarting", self.name)
+        b = failure.batch
+        await self.host.report(
+            {
+                "t": "failed",
+                "rid": self.rid,
+                "phase": failure.phase,
+                "error": f"{type(exc).__name__}: {exc}",
+                "where": f"{self.impl.where} at {user_frame(exc, self._impl_file)}",
+                "traceback": "".join(traceback.format_exception(exc)),
+                "batch": None if b is None else [b.src, b.seq, b.records, b.attempt],
+                "stats": self.snapshot(),
+            }
+        )
+
+    def snapshot(self) -> dict[str, Any]:
+        c = self.c
+        for t, edge in self.edges.items():
+            ec = edge.counters
+            c.edges[t] = {
+                "batches_sent": ec.batches_sent,
+                "records_sent": ec.records_sent,
+                "records_acked": ec.records_acked,
+                "records_dead": ec.records_dead,
+                "redelivered": ec.redelivered,
+                "inflight_max": ec.inflight_max,
+            }
+            c.inflight[t] = edge.inflight
+        c.incomplete = [list(x) for x in self.ctx.incomplete]
+        return c.to_wire()
+

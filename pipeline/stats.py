@@ -1,0 +1,141 @@
+"""Counters: what each replica reports, and what the supervisor makes of them.
+
+Each replica sends its counters on the stats socket every ``stats_interval`` and once more,
+exactly, with its end-of-stream report on the control socket. At the end of a run the
+supervisor sums them per stage, checks that what left every stage arrived at the next
+(``check_accounting``), prints one line per stage and writes ``summary.json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class ReplicaCounters:
+    records_in: int = 0
+    batches_in: int = 0
+    #: records out of the user code (before fan-out to several stages)
+    records_out: int = 0
+    #: batches that failed in user code (dead-lettered or fatal)
+    errors: int = 0
+    records_dead: int = 0
+    #: seconds in user code, waiting for input, waiting for credit downstream
+    busy: float = 0.0
+    wait_input: float = 0.0
+    wait_credit: float = 0.0
+    #: batches received but not yet completed (queued + processing), now and at most
+    held: int = 0
+    held_max: int = 0
+    redelivered_in: int = 0
+    #: per upstream stage: records completed and records dead-lettered
+    in_by_stage: dict[str, int] = field(default_factory=dict)
+    dead_by_stage: dict[str, int] = field(default_factory=dict)
+    #: per downstream stage: the sender side of the edge
+    edges: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: unacknowledged batches now, per downstream stage
+    inflight: dict[str, int] = field(default_factory=dict)
+    incomplete: list[list[str]] = field(default_factory=list)
+
+    def to_wire(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+EDGE_FIELDS = ("batches_sent", "records_sent", "records_acked", "records_dead", "redelivered")
+
+
+@dataclass
+class StageTotals:
+    name: str
+    replicas: int = 0
+    records_in: int = 0
+    records_out: int = 0
+    errors: int = 0
+    records_dead: int = 0
+    busy: float = 0.0
+    wait_input: float = 0.0
+    wait_credit: float = 0.0
+    held_max: int = 0
+    inflight: int = 0
+    inflight_max: int = 0
+    restarts: int = 0
+    killed: int = 0
+    in_by_stage: dict[str, int] = field(default_factory=dict)
+    dead_by_stage: dict[str, int] = field(default_factory=dict)
+    edges: dict[str, dict[str, int]] = field(default_factory=dict)
+    incomplete: list[list[str]] = field(default_factory=list)
+
+
+def _add(into: dict[str, int], more: Mapping[str, int]) -> None:
+    for k, v in more.items():
+        into[k] = into.get(k, 0) + v
+
+
+def totals(name: str, reports: Iterable[Mapping[str, Any]]) -> StageTotals:
+    """Sum the last counters of every replica (incarnation) of one stage."""
+    t = StageTotals(name)
+    for c in reports:
+        t.replicas += 1
+        t.records_in += c["records_in"]
+        t.records_out += c["records_out"]
+        t.errors += c["errors"]
+        t.records_dead += c["records_dead"]
+        t.busy += c["busy"]
+        t.wait_input += c["wait_input"]
+        t.wait_credit += c["wait_credit"]
+        t.held_max = max(t.held_max, c["held_max"])
+        t.inflight += sum(c["inflight"].values())
+        _add(t.in_by_stage, c["in_by_stage"])
+        _add(t.dead_by_stage, c["dead_by_stage"])
+        for target, e in c["edges"].items():
+            edge = t.edges.setdefault(target, dict.fromkeys(EDGE_FIELDS, 0) | {"inflight_max": 0})
+            for k in EDGE_FIELDS:
+                edge[k] += e[k]
+            edge["inflight_max"] = max(edge["inflight_max"], e["inflight_max"])
+            t.inflight_max = max(t.inflight_max, e["inflight_max"])
+        t.incomplete.extend(c["incomplete"])
+    return t
+
+
+def check_accounting(
+    stages: Mapping[str, StageTotals], edges: Iterable[tuple[str, str]], exact: Mapping[str, bool]
+) -> list[str]:
+    """Problems with the flow of records; empty when every record is accounted for.
+
+    For each edge A -> B: every record A sent must be acknowledged by B (processed, or
+    written to the dead-letter file), and, when B's counts are exact (no replica of B was
+    killed before reporting), B must have counted the same records from A.
+    """
+    problems: list[str] = []
+    for a, b in edges:
+        sent = stages[a].edges.get(b, {})
+        n_sent = sent.get("records_sent", 0)
+        n_acked = sent.get("records_acked", 0)
+        n_dead = sent.get("records_dead", 0)
+        if n_sent != n_acked + n_dead:
+            problems.append(
+                f"{a} -> {b}: {n_sent} records sent but {n_acked + n_dead} confirmed "
+                f"({n_acked} processed, {n_dead} dead-lettered): "
+                f"{n_sent - n_acked - n_dead} records lost in flight"
+            )
+        if exact.get(b, True):
+            got = stages[b].in_by_stage.get(a, 0)
+            dead = stages[b].dead_by_stage.get(a, 0)
+            if got != n_acked or dead != n_dead:
+                problems.append(
+                    f"{a} -> {b}: {a} had {n_acked} records processed and {n_dead} "
+                    f"dead-lettered by {b}, but {b} counted {got} and {dead}"
+                )
+    return problems
+
+
+def rate(n: float, seconds: float) -> str:
+    if seconds <= 0:
+        return "-"
+    r = n / seconds
+    for unit, scale in (("M", 1e6), ("k", 1e3)):
+        if r >= scale:
+            return f"{r / scale:.1f}{unit}/s"
+    return f"{r:.0f}/s"

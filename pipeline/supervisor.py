@@ -1,0 +1,465 @@
+"""The supervisor: desired replicas per stage, one idempotent ``reconcile()``, end of stream.
+
+It starts every replica, tells each one who its peers are (full membership, re-sent on every
+change), watches every worker process, applies each stage's ``on_error`` policy when a
+replica raises or dies, declares a stage ended once all its upstream stages have ended and
+all its replicas have drained, and stops the run on a signal (drain with a deadline; a second
+signal stops at once). It never runs stage code.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from pipeline import deadletter, launcher
+from pipeline.contract import Role
+from pipeline.errors import ExitCode
+from pipeline.launcher import WorkerProcess
+from pipeline.report import RunReport
+from pipeline.routing import KEY, default_owners
+from pipeline.rundir import RunDir
+from pipeline.stats import check_accounting, totals
+from pipeline.topology import StageSpec, Topology
+from pipeline.transport import SupervisorSockets, endpoint_for
+from pipeline.worker import WorkerSpec
+
+log = logging.getLogger("pipeline")
+
+START_TIMEOUT = 60.0
+BACKOFF_MAX = 10.0
+
+
+@dataclass
+class ReplicaState:
+    rid: int
+    stage: str
+    index: int
+    worker: str
+    state: str = "starting"  # starting, running, done, failed, dead
+    endpoint: str | None = None
+    pid: int | None = None
+    started: float = field(default_factory=time.monotonic)
+    stats: dict[str, Any] | None = None
+    #: the stats are final (reported by the replica at its end)
+    exact: bool = False
+
+    @property
+    def live(self) -> bool:
+        return self.state == "running" and self.endpoint is not None
+
+
+@dataclass
+class StageState:
+    spec: StageSpec
+    desired: int
+    slots: dict[int, int | None] = field(default_factory=dict)
+    restart_at: dict[int, float] = field(default_factory=dict)
+    incarnations: list[int] = field(default_factory=list)
+    restarts: int = 0
+    killed: int = 0
+    ended: bool = False
+    host: str | None = None
+
+
+class Supervisor:
+    """Runs one topology to its end and returns a ``RunReport``."""
+
+    def __init__(self, topology: Topology, *, log_level: int = logging.INFO) -> None:
+        self.topology = topology
+        self.log_level = log_level
+        self.stages = {
+            s.name: StageState(s, s.replicas, dict.fromkeys(range(s.replicas)))
+            for s in topology.stages
+        }
+        self.replicas: dict[int, ReplicaState] = {}
+        self.workers: dict[str, WorkerProcess] = {}
+        self.worker_rids: dict[str, list[int]] = {}
+        self.errors: list[str] = []
+        self.suspects: dict[tuple[int, str], list[int]] = {}
+        self._next_rid = 1
+        self._next_wid = 1
+        self._dirty = False
+        self.failed = False
+        self.draining = False
+        self.stopped_by: str | None = None
+        self._drain_deadline: float | None = None
+        self._signals: list[int] = []
+        self.rundir = RunDir(topology.run_dir)
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> RunReport:
+        topo = self.topology
+        self.rundir.acquire(topo.name)
+        t0 = time.monotonic()
+        restore = self._install_signals()
+        try:
+            self.sockets = SupervisorSockets(
+                endpoint_for(topo.transport, topo.host, self.rundir.sockets, "control"),
+                endpoint_for(topo.transport, topo.host, self.rundir.sockets, "stats"),
+            )
+            try:
+                while not self._finished():
+                    self._step()
+            finally:
+                launcher.stop_all(list(self.workers.values()), grace=2.0)
+                self._reap_all()
+                self.sockets.close()
+        finally:
+            restore()
+            self.rundir.release()
+        return self._report(time.monotonic() - t0)
+
+    def _finished(self) -> bool:
+        if self.failed:
+            return True
+        if not all(st.ended for st in self.stages.values()):
+            return False
+        return not any(w.alive() for w in self.workers.values())
+
+    def _step(self) -> None:
+        controls, stats, ready = self.sockets.poll(100)
+        for worker, msg in controls:
+            self._on_control(worker, msg)
+        for _, msg in stats:
+            self._on_stats(msg)
+        if ready:
+            self._check_workers()
+        self._handle_signals()
+        self.reconcile()
+        if self._dirty:
+            self._dirty = False
+            self._broadcast()
+        self._check_deadlines()
+
+    # ------------------------------------------------------------------ signals
+    def _install_signals(self) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        r, w = os.pipe()
+        os.set_blocking(r, False)
+        os.set_blocking(w, False)
+        self._signal_fd = r
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            self._signals.append(signum)
+
+        old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        old_fd = signal.set_wakeup_fd(w)
+
+        def restore() -> None:
+            signal.set_wakeup_fd(old_fd)
+            for s, h in old.items():
+                signal.signal(s, h)
+            os.close(r)
+            os.close(w)
+
+        return restore
+
+    def _handle_signals(self) -> None:
+        if hasattr(self, "_signal_fd"):
+            try:
+                os.read(self._signal_fd, 512)
+            except BlockingIOError:
+                pass
+        while self._signals:
+            signum = self._signals.pop(0)
+            name = signal.Signals(signum).name
+            if not self.draining:
+                self.stopped_by = name
+                self.stop(f"{name} received")
+            else:
+                self._fail(f"{name} received again: stopped at once")
+
+    def stop(self, why: str) -> None:
+        """Graceful stop: sources stop emitting, everything in flight drains."""
+        if self.draining:
+            return
+        self.draining = True
+        self._drain_deadline = time.monotonic() + self.topology.drain_timeout
+        log.warning(
+            "%s: draining (up to %.0fs; send the signal again to stop at once)",
+            why, self.topology.drain_timeout,
+        )
+        for wid in self.workers:
+            self.sockets.send(wid, {"t": "stop"})
+        self._dirty = True
+
+    def _check_deadlines(self) -> None:
+        now = time.monotonic()
+        if self._drain_deadline is not None and now > self._drain_deadline:
+            self._fail(f"the drain did not finish within {self.topology.drain_timeout:.0f}s")
+        for r in self.replicas.values():
+            if r.state == "starting" and now - r.started > START_TIMEOUT:
+                self._fail(
+                    f"stage '{r.stage}' replica {r.index} did not start within "
+                    f"{START_TIMEOUT:.0f}s"
+                )
+
+    # ------------------------------------------------------------------ messages
+    def _on_control(self, worker: str, msg: dict[str, Any]) -> None:
+        r = self.replicas.get(msg.get("rid", -1))
+        if r is None:
+            return
+        t = msg["t"]
+        if t == "hello":
+            if r.state == "starting":
+                r.state = "running"
+                r.endpoint = msg["endpoint"]
+                r.pid = msg["pid"]
+                self._dirty = True
+        elif t == "done":
+            r.state = "done"
+            r.stats = msg["stats"]
+            r.exact = True
+            self._dirty = True
+        elif t == "failed":
+            if msg.get("stats") is not None:
+                r.stats = msg["stats"]
+                r.exact = True
+            self._replica_failed(r, msg)
+
+    def _on_stats(self, msg: dict[str, Any]) -> None:
+        r = self.replicas.get(msg["rid"])
+        if r is not None and not r.exact:
+            r.stats = msg["stats"]
+
+    def _replica_failed(self, r: ReplicaState, msg: dict[str, Any]) -> None:
+        batch = msg.get("batch")
+        what = f"raised {msg['error']} in {msg['where']}"
+        if batch:
+            src = self.replicas.get(batch[0])
+            origin = f"{src.stage}/{src.index}" if src else "?"
+            what += f" on batch {batch[1]} from {origin} ({batch[2]} records)"
+            if msg.get("phase") == "process":
+                self.suspects.setdefault((batch[0], r.stage), []).append(batch[1])
+        log.error(
+            "stage '%s' replica %d %s\n%s", r.stage, r.index, what, msg.get("traceback", "").rstrip()
+        )
+        self._lost(r, f"{what}", phase=msg.get("phase", "process"))
+
+    def _check_workers(self) -> None:
+        for wid, w in list(self.workers.items()):
+            if w.alive():
+                continue
+            self.sockets.unwatch_fd(w.sentinel)
+            code = w.exitcode()
+            for rid in self.worker_rids.get(wid, []):
+                r = self.replicas[rid]
+                if r.state in ("starting", "running"):
+                    how = f"exit code {code}" if code is not None and code >= 0 else (
+                        f"signal {signal.Signals(-code).name}" if code else "unknown cause"
+                    )
+                    self.stages[r.stage].killed += 1
+                    log.error("stage '%s' replica %d (pid %s) died: %s", r.stage, r.index, w.pid, how)
+                    self._lost(r, f"died ({how})", phase="killed")
+            if self.stages[w.spec.stage].host == wid:
+                self.stages[w.spec.stage].host = None
+
+    def _lost(self, r: ReplicaState, what: str, phase: str) -> None:
+        """A replica is gone before its end: restart it, or stop the run."""
+        r.state = "failed" if phase != "killed" else "dead"
+        st = self.stages[r.stage]
+        if st.slots.get(r.index) == r.rid:
+            st.slots[r.index] = None
+        self._dirty = True
+        if self.failed:
+            return
+        spec = st.spec
+        policy = spec.on_error
+        stateless = spec.role not in (Role.STATEFUL, Role.SOURCE)
+        restartable = stateless or self._restartable(spec)
+        can_restart = (
+            phase not in ("start",)
+            and (policy == "restart" or (policy == "skip" and phase == "killed" and restartable))
+        )
+        who = f"stage '{r.stage}' replica {r.index}"
+        if not can_restart:
+            self._fail(f"{who} {what}; on_error: {policy} stops the run")
+            return
+        st.restarts += 1
+        if st.restarts > spec.max_restarts:
+            self._fail(f"{who} {what}; it failed {st.restarts} times (max_restarts {spec.max_restarts})")
+            return
+        delay = min(BACKOFF_MAX, 0.5 * 2 ** (st.restarts - 1))
+        st.restart_at[r.index] = time.monotonic() + delay
+        log.warning("%s: restarting in %.1fs (restart %d of at most %d)", who, delay, st.restarts, spec.max_restarts)
+
+    @staticmethod
+    def _restartable(spec: StageSpec) -> bool:
+        from pipeline.contract import resolve  # noqa: PLC0415
+
+        return bool(getattr(resolve(spec.run), "restartable", False))
+
+    def _fail(self, reason: str) -> None:
+        if reason not in self.errors:
+            self.errors.append(reason)
+            log.error("%s", reason)
+        self.failed = True
+
+    # ------------------------------------------------------------------ reconcile
+    def reconcile(self) -> None:
+        """Make the running replicas match the desired ones; declare stages ended."""
+        if self.failed:
+            return
+        now = time.monotonic()
+        for st in self.stages.values():
+            if st.ended:
+                continue
+            missing = [
+                i for i in range(st.desired)
+                if st.slots.get(i) is None and now >= st.restart_at.get(i, 0.0)
+            ]
+            if missing:
+                self._start(st, missing)
+        for name in self.topology.names:  # in file order, so upstream ends come first
+            st = self.stages[name]
+            if st.ended:
+                continue
+            ups = self.topology.upstream(name)
+            if all(self.stages[u].ended for u in ups) and all(
+                rid is not None and self.replicas[rid].state == "done"
+                for rid in (st.slots.get(i) for i in range(st.desired))
+            ):
+                st.ended = True
+                self._dirty = True
+                log.debug("stage '%s' ended", name)
+
+    def _start(self, st: StageState, indexes: list[int]) -> None:
+        spec = st.spec
+        pairs = []
+        for index in indexes:
+            rid = self._next_rid
+            self._next_rid += 1
+            st.slots[index] = rid
+            st.incarnations.append(rid)
+            pairs.append((index, rid))
+        if spec.kind == "async" and st.host is not None and self.workers[st.host].alive():
+            for index, rid in pairs:
+                self.replicas[rid] = ReplicaState(rid, spec.name, index, st.host)
+                self.worker_rids[st.host].append(rid)
+                self.sockets.send(st.host, {"t": "start", "index": index, "rid": rid})
+            return
+        groups = [pairs] if spec.kind == "async" else [[p] for p in pairs]
+        for group in groups:
+            wid = f"w{self._next_wid}"
+            self._next_wid += 1
+            label = ",".join(str(i) for i, _ in group)
+            worker = WorkerSpec(
+                worker_id=wid,
+                topology=self.topology,
+                stage=spec.name,
+                replicas=tuple(group),
+                inbox=endpoint_for(self.topology.transport, self.topology.host, self.rundir.sockets, wid),
+                control=self.sockets.control_endpoint,
+                stats=self.sockets.stats_endpoint,
+                run_dir=str(self.rundir.path),
+                title=f"pipeline: {self.topology.name} {spec.name}[{label}]",
+                log_level=self.log_level,
+                stats_interval=self.topology.stats_interval,
+                run_id=self.rundir.run_id,
+            )
+            for index, rid in group:
+                self.replicas[rid] = ReplicaState(rid, spec.name, index, wid)
+            self.worker_rids[wid] = [rid for _, rid in group]
+            proc = launcher.start(worker)
+            self.workers[wid] = proc
+            self.sockets.watch_fd(proc.sentinel)
+            if spec.kind == "async":
+                st.host = wid
+
+    # ------------------------------------------------------------------ membership
+    def _section(self, r: ReplicaState) -> dict[str, Any]:
+        topo = self.topology
+        ups = topo.upstream(r.stage)
+        up = [
+            [u.rid, u.stage, u.endpoint]
+            for u in self.replicas.values()
+            if u.stage in ups and u.live
+        ]
+        down: dict[str, Any] = {}
+        for target in topo.stage(r.stage).next:
+            tst = self.stages[target]
+            members = []
+            for i in range(tst.desired):
+                rid = tst.slots.get(i)
+                peer = self.replicas.get(rid) if rid is not None else None
+                if peer is not None and peer.live:
+                    members.append([i, peer.rid, peer.endpoint])
+                else:
+                    members.append([i, None, None])
+            route = tst.spec.route
+            down[target] = {
+                "members": members,
+                "owners": default_owners(route.partitions, tst.desired) if route.kind == KEY else None,
+                "suspects": self.suspects.pop((r.rid, target), []),
+            }
+        return {
+            "up": up,
+            "down": down,
+            "ended": [u for u in ups if self.stages[u].ended],
+            "stop": self.draining,
+        }
+
+    def _broadcast(self) -> None:
+        for wid, rids in self.worker_rids.items():
+            live = [self.replicas[rid] for rid in rids if self.replicas[rid].live]
+            if not live or not self.workers[wid].alive():
+                continue
+            self.sockets.send(
+                wid, {"t": "peers", "replicas": {r.rid: self._section(r) for r in live}}
+            )
+
+    def _reap_all(self) -> None:
+        for w in self.workers.values():
+            if w.process.exitcode is None:
+                w.process.join(0.1)
+
+    # ------------------------------------------------------------------ the end
+    def _report(self, seconds: float) -> RunReport:
+        topo = self.topology
+        stage_totals = {}
+        exact: dict[str, bool] = {}
+        for name, st in self.stages.items():
+            reports = [self.replicas[rid].stats for rid in st.incarnations if rid in self.replicas]
+            t = totals(name, [s for s in reports if s is not None])
+            t.restarts = st.restarts
+            t.killed = st.killed
+            stage_totals[name] = t
+            exact[name] = all(
+                self.replicas[rid].exact for rid in st.incarnations if self.replicas[rid].stats is not None
+            ) and st.killed == 0
+        errors = list(self.errors)
+        if not self.failed:
+            edges = [(s.name, t) for s in topo.stages for t in s.next]
+            problems = check_accounting(stage_totals, edges, exact)
+            if problems:
+                errors.append("accounting does not balance: " + "; ".join(problems))
+        incomplete = [x for t in stage_totals.values() for x in t.incomplete]
+        if errors:
+            code = ExitCode.FAILED
+        elif incomplete:
+            code = ExitCode.INCOMPLETE_INPUT
+        else:
+            code = ExitCode.OK
+        letters = deadletter.files(deadletter.folder(self.rundir.path, self.rundir.run_id))
+        report = RunReport(
+            frame=topo.name,
+            run_id=self.rundir.run_id,
+            run_dir=self.rundir.path,
+            exit_code=code,
+            seconds=seconds,
+            stages=stage_totals,
+            errors=errors,
+            incomplete=incomplete,
+            dead_letters=letters,
+            stopped_by=self.stopped_by,
+        )
+        report.write()
+        return report

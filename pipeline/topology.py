@@ -1,0 +1,503 @@
+"""Topology: the graph of stages, as frozen and checked dataclasses.
+
+YAML (``load_topology``) and the Python API (``AnalysisFrame.add_stage``) both produce the
+same raw mapping and go through ``build_topology``, which checks everything before any
+process starts and reports every problem at once, each with file, line and stage.
+
+A topology file::
+
+    name: wordcount                 # optional; default: the file's stem
+    transport: ipc                  # ipc (default) or tcp
+    host: 127.0.0.1                 # address tcp endpoints bind to
+    run_dir: .pipeline/wordcount    # summary, dead letters, sockets; default .pipeline/<name>
+    drain_timeout: 30               # seconds to drain after SIGINT/SIGTERM
+    defaults: {batch: {size: 500}}  # merged into every stage
+    stages:
+      - name: read
+        run: stages.files:read_lines
+        params: {paths: "${INPUT:-data/*.txt}"}
+        next: words
+      - name: words
+        run: stages.text:split_words
+        replicas: 2
+        next: count
+      - name: count
+        run: stages.text:CountWords
+        route: {key: word}
+        next: write
+      - name: write
+        run: stages.jsonl:WriteJsonLines
+        params: {path: out/counts.jsonl}
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pipeline.contract import (
+    ResolveError,
+    Role,
+    StageImpl,
+    check_params,
+    inspect_stage,
+    resolve,
+)
+from pipeline.errors import Problem, TopologyError
+from pipeline.routing import BROADCAST, DEFAULT_PARTITIONS, KEY, ROUND_ROBIN, Route
+from pipeline.yamlfile import Located, load
+
+ON_ERROR = ("fail", "restart", "skip")
+KINDS = ("process", "async")
+TRANSPORTS = ("ipc", "tcp")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+TOP_KEYS = {
+    "name",
+    "transport",
+    "host",
+    "run_dir",
+    "drain_timeout",
+    "stats_interval",
+    "defaults",
+    "stages",
+}
+STAGE_KEYS = {
+    "name",
+    "run",
+    "kind",
+    "replicas",
+    "next",
+    "route",
+    "params",
+    "args",
+    "on_error",
+    "max_restarts",
+    "batch",
+    "backpressure",
+}
+DEFAULT_KEYS = {"kind", "on_error", "max_restarts", "batch", "backpressure"}
+BATCH_KEYS = {"size", "bytes", "linger"}
+FLOW_KEYS = {"credit", "window"}
+ROUTE_KEYS = {"key", "partitions"}
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """How items are grouped into transport batches on a stage's outputs."""
+
+    #: items per batch at most
+    size: int = 1000
+    #: cut a batch once its numpy buffers reach this many bytes
+    bytes: int = 1 << 20
+    #: seconds a partial batch of a source may wait for more items
+    linger: float = 0.05
+
+
+@dataclass(frozen=True)
+class FlowSpec:
+    """Backpressure: bounds on batches in flight."""
+
+    #: batches one replica of this stage accepts ahead from each sending replica
+    credit: int = 4
+    #: batches one replica of this stage may have unacknowledged on one outgoing edge
+    window: int = 16
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str
+    run: str
+    role: Role
+    is_async: bool
+    kind: Literal["process", "async"] = "process"
+    replicas: int = 1
+    next: tuple[str, ...] = ()
+    route: Route = field(default_factory=Route)
+    params: Mapping[str, Any] = field(default_factory=dict)
+    args: tuple[Any, ...] = ()
+    on_error: Literal["fail", "restart", "skip"] = "fail"
+    max_restarts: int = 5
+    batch: BatchSpec = field(default_factory=BatchSpec)
+    flow: FlowSpec = field(default_factory=FlowSpec)
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Topology:
+    name: str
+    stages: tuple[StageSpec, ...]
+    transport: Literal["ipc", "tcp"] = "ipc"
+    host: str = "127.0.0.1"
+    run_dir: Path = Path(".pipeline")
+    drain_timeout: float = 30.0
+    stats_interval: float = 0.5
+    file: str | None = None
+
+    def stage(self, name: str) -> StageSpec:
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.stages)
+
+    def upstream(self, name: str) -> tuple[str, ...]:
+        return tuple(s.name for s in self.stages if name in s.next)
+
+    def sources(self) -> tuple[StageSpec, ...]:
+        return tuple(s for s in self.stages if not self.upstream(s.name))
+
+    def describe(self) -> str:
+        """The graph as text, as ``pipeline check`` prints it."""
+        head = f"{self.name}: {len(self.stages)} stages, transport {self.transport}"
+        lines = [head, f"run dir {self.run_dir}"]
+        width = max(len(s.name) for s in self.stages)
+        for s in self.stages:
+            kind = f"{s.kind}{' (async code)' if s.is_async and s.kind == 'process' else ''}"
+            feeds = " -> " + ", ".join(s.next) if s.next else "  (sink)"
+            up = self.upstream(s.name)
+            route = "" if not up else f"  route {s.route.describe()}"
+            lines.append(
+                f"  {s.name:<{width}}  {s.role.value:<9} {kind:<7} x{s.replicas:<3} "
+                f"{s.run}{route}  on_error {s.on_error}{feeds}"
+            )
+        return "\n".join(lines)
+
+
+class _Checker:
+    """Collects problems while building, so one run of ``check`` shows all of them."""
+
+    def __init__(self, located: Located | None, origin: str | None) -> None:
+        self.located = located
+        self.origin = origin
+        self.problems: list[Problem] = []
+
+    def line(self, *path: str | int) -> int | None:
+        return self.located.line(tuple(path)) if self.located else None
+
+    def add(self, message: str, path: tuple[str | int, ...] = (), stage: str | None = None) -> None:
+        self.problems.append(Problem(message, self.origin, self.line(*path), stage))
+
+    def unknown_keys(
+        self, got: Mapping[str, Any], allowed: set[str], what: str, path: tuple[str | int, ...],
+        stage: str | None = None,
+    ) -> None:
+        for key in got:
+            if key not in allowed:
+                self.add(
+                    f"unknown key '{key}' in {what} (allowed: {', '.join(sorted(allowed))})",
+                    (*path, key),
+                    stage,
+                )
+
+    def positive(
+        self, value: Any, what: str, path: tuple[str | int, ...], stage: str | None,
+        *, number: bool = False,
+    ) -> bool:
+        ok_types = (int, float) if number else (int,)
+        if isinstance(value, bool) or not isinstance(value, ok_types) or value <= 0:
+            kind = "a positive number" if number else "a whole number >= 1"
+            self.add(f"{what} must be {kind}, got {value!r}", path, stage)
+            return False
+        return True
+
+
+def _merge_defaults(stage: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(stage)
+    for key, value in defaults.items():
+        if key not in merged:
+            merged[key] = value
+        elif isinstance(value, Mapping) and isinstance(merged[key], Mapping):
+            merged[key] = {**value, **merged[key]}
+    return merged
+
+
+def _route(c: _Checker, raw: Any, path: tuple[str | int, ...], stage: str) -> Route:
+    if raw is None or raw == ROUND_ROBIN:
+        return Route()
+    if raw == BROADCAST:
+        return Route(BROADCAST)
+    if isinstance(raw, Mapping):
+        c.unknown_keys(raw, ROUTE_KEYS, "route", path, stage)
+        key = raw.get("key")
+        if not isinstance(key, str | int) or isinstance(key, bool) or key == "":
+            c.add(f"route key must name a field, got {key!r}", path, stage)
+            return Route()
+        partitions = raw.get("partitions", DEFAULT_PARTITIONS)
+        if not c.positive(partitions, "route partitions", (*path, "partitions"), stage):
+            partitions = DEFAULT_PARTITIONS
+        return Route(KEY, key, partitions)
+    c.add(
+        f"route must be 'round-robin', 'broadcast' or {{key: FIELD}}, got {raw!r}", path, stage
+    )
+    return Route()
+
+
+def _sub_spec(
+    c: _Checker, raw: Any, allowed: set[str], what: str, path: tuple[str | int, ...], stage: str
+) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        c.add(f"{what} must be a mapping, got {raw!r}", path, stage)
+        return {}
+    c.unknown_keys(raw, allowed, what, path, stage)
+    out: dict[str, Any] = {}
+    for key in allowed & set(raw):
+        number = key == "linger"
+        if c.positive(raw[key], f"{what}.{key}", (*path, key), stage, number=number):
+            out[key] = raw[key]
+    return out
+
+
+def _stage(
+    c: _Checker, raw: Any, i: int, defaults: Mapping[str, Any], check_imports: bool
+) -> dict[str, Any] | None:
+    """Check one stage mapping; returns the keyword arguments of its StageSpec."""
+    path: tuple[str | int, ...] = ("stages", i)
+    if not isinstance(raw, Mapping):
+        c.add(f"each stage must be a mapping with at least 'name' and 'run', got {raw!r}", path)
+        return None
+    name = raw.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        c.add(
+            f"stage {i + 1} needs a 'name' of letters, digits, '_' and '-', got {name!r}",
+            (*path, "name"),
+        )
+        return None
+    c.unknown_keys(raw, STAGE_KEYS, f"stage '{name}'", path)
+    raw = _merge_defaults(raw, defaults)
+    spec: dict[str, Any] = {"name": name, "line": c.line(*path)}
+
+    run = raw.get("run")
+    impl: StageImpl | None = None
+    if not isinstance(run, str):
+        c.add(f"'run' must be 'package.module:callable', got {run!r}", (*path, "run"), name)
+    else:
+        spec["run"] = run
+        if check_imports:
+            try:
+                impl = inspect_stage(resolve(run))
+            except ResolveError as exc:
+                c.add(str(exc), (*path, "run"), name)
+
+    kind = raw.get("kind", "process")
+    if kind not in KINDS:
+        c.add(f"kind must be 'process' or 'async', got {kind!r}", (*path, "kind"), name)
+        kind = "process"
+    spec["kind"] = kind
+
+    replicas = raw.get("replicas", 1)
+    spec["replicas"] = replicas if c.positive(replicas, "replicas", (*path, "replicas"), name) else 1
+
+    nxt = raw.get("next", ())
+    if isinstance(nxt, str):
+        nxt = (nxt,)
+    if not isinstance(nxt, list | tuple) or not all(isinstance(n, str) for n in nxt):
+        c.add(f"next must be a stage name or a list of them, got {nxt!r}", (*path, "next"), name)
+        nxt = ()
+    if len(set(nxt)) != len(nxt):
+        c.add(f"next lists a stage twice: {list(nxt)}", (*path, "next"), name)
+    spec["next"] = tuple(dict.fromkeys(nxt))
+
+    spec["route"] = _route(c, raw.get("route"), (*path, "route"), name)
+
+    params = raw.get("params", {}) or {}
+    if not isinstance(params, Mapping):
+        c.add(f"params must be a mapping of keyword arguments, got {params!r}", (*path, "params"), name)
+        params = {}
+    spec["params"] = dict(params)
+    args = raw.get("args", ())
+    spec["args"] = tuple(args) if isinstance(args, list | tuple) else (args,)
+
+    on_error = raw.get("on_error", "fail")
+    if on_error not in ON_ERROR:
+        c.add(f"on_error must be one of {', '.join(ON_ERROR)}, got {on_error!r}", (*path, "on_error"), name)
+        on_error = "fail"
+    spec["on_error"] = on_error
+    max_restarts = raw.get("max_restarts", 5)
+    if isinstance(max_restarts, bool) or not isinstance(max_restarts, int) or max_restarts < 0:
+        c.add(f"max_restarts must be a whole number >= 0, got {max_restarts!r}", (*path, "max_restarts"), name)
+        max_restarts = 5
+    spec["max_restarts"] = max_restarts
+
+    spec["batch"] = BatchSpec(**_sub_spec(c, raw.get("batch"), BATCH_KEYS, "batch", (*path, "batch"), name))
+    spec["flow"] = FlowSpec(
+        **_sub_spec(c, raw.get("backpressure"), FLOW_KEYS, "backpressure", (*path, "backpressure"), name)
+    )
+
+    if impl is not None:
+        spec["role"] = impl.role
+        spec["is_async"] = impl.is_async
+        why = check_params(impl, spec["params"], spec["args"])
+        if why:
+            c.add(why, (*path, "params"), name)
+        if on_error == "restart" and impl.role in (Role.STATEFUL, Role.SOURCE) and not impl.restartable:
+            what = "stateful stage" if impl.role is Role.STATEFUL else "source"
+            c.add(
+                f"on_error: restart needs a {what} that can rebuild its state, and "
+                f"{run} does not declare restartable = True; use fail or skip, or make it "
+                "restartable",
+                (*path, "on_error"),
+                name,
+            )
+        if kind == "async" and impl.role is Role.MASS and not impl.is_async:
+            c.add(
+                f"{run} is a plain function whose sockets.receive() would block the event loop; "
+                "make it 'async def' or use kind: process",
+                (*path, "kind"),
+                name,
+            )
+    else:
+        spec["role"] = None  # unknown: the run problem is reported already
+        spec["is_async"] = False
+    return spec
+
+
+def _check_graph(c: _Checker, specs: list[dict[str, Any]], raw_stages: list[Any]) -> None:
+    index = {s["name"]: i for i, s in enumerate(specs)}
+    seen: set[str] = set()
+    for i, s in enumerate(specs):
+        if s["name"] in seen:
+            c.add("another stage has the same name; stage names must be unique", ("stages", i, "name"), s["name"])
+        seen.add(s["name"])
+    for i, s in enumerate(specs):
+        for target in s["next"]:
+            if target not in index:
+                known = ", ".join(sorted(index))
+                c.add(f"next names '{target}', which is not a stage (stages: {known})", ("stages", i, "next"), s["name"])
+            elif target == s["name"]:
+                c.add("next names the stage itself; a stage cannot feed itself", ("stages", i, "next"), s["name"])
+    fed = {t for s in specs for t in s["next"] if t in index}
+    for i, s in enumerate(specs):
+        role = s["role"]
+        if role is Role.SOURCE and s["name"] in fed:
+            feeders = [f["name"] for f in specs if s["name"] in f["next"]]
+            c.add(
+                f"{s.get('run')} is a source (its first parameter is ctx) but "
+                f"{', '.join(feeders)} sends to it; a fed stage takes (item, ctx)",
+                ("stages", i, "run"),
+                s["name"],
+            )
+        if role in (Role.TRANSFORM, Role.STATEFUL) and s["name"] not in fed and "run" in s:
+            c.add(
+                f"nothing sends to this {role.value} stage; add it to another stage's 'next', "
+                "or make it a source (first parameter ctx)",
+                ("stages", i),
+                s["name"],
+            )
+        if s["name"] not in fed and s["route"] != Route():
+            c.add("route has no effect on a stage nothing feeds; remove it", ("stages", i, "route"), s["name"])
+    _check_cycles(c, specs, index)
+    if specs and not any(s["name"] not in fed for s in specs):
+        c.add("no stage is a source: every stage is fed by another", ("stages",))
+
+
+def _check_cycles(c: _Checker, specs: list[dict[str, Any]], index: dict[str, int]) -> None:
+    state: dict[str, int] = {}
+
+    def visit(name: str, trail: list[str]) -> None:
+        state[name] = 1
+        for nxt in specs[index[name]]["next"]:
+            if nxt not in index or nxt == name:
+                continue
+            if state.get(nxt) == 1:
+                cycle = [*trail[trail.index(nxt):], nxt] if nxt in trail else [name, nxt]
+                c.add(f"the graph has a cycle: {' -> '.join(cycle)}", ("stages", index[nxt]), nxt)
+            elif nxt not in state:
+                visit(nxt, [*trail, nxt])
+        state[name] = 2
+
+    for s in specs:
+        if s["name"] not in state:
+            visit(s["name"], [s["name"]])
+
+
+def build_topology(
+    data: Any,
+    *,
+    located: Located | None = None,
+    origin: str | None = None,
+    default_name: str = "pipeline",
+    check_imports: bool = True,
+) -> Topology:
+    """Check raw topology data and build the frozen ``Topology``; raise ``TopologyError``."""
+    c = _Checker(located, origin)
+    if not isinstance(data, Mapping):
+        c.add("the topology must be a mapping with a 'stages' list")
+        raise TopologyError(c.problems)
+    c.unknown_keys(data, TOP_KEYS, "the topology", ())
+    name = data.get("name", default_name)
+    if not isinstance(name, str) or not _NAME.match(name):
+        c.add(f"name must be letters, digits, '_' and '-', got {name!r}", ("name",))
+        name = "pipeline"
+    transport = data.get("transport", "ipc")
+    if transport not in TRANSPORTS:
+        c.add(f"transport must be 'ipc' or 'tcp', got {transport!r}", ("transport",))
+        transport = "ipc"
+    host = data.get("host", "127.0.0.1")
+    if not isinstance(host, str) or not host:
+        c.add(f"host must be an address to bind, got {host!r}", ("host",))
+        host = "127.0.0.1"
+    run_dir = data.get("run_dir", os.path.join(".pipeline", name))
+    if not isinstance(run_dir, str | os.PathLike) or not str(run_dir):
+        c.add(f"run_dir must be a directory path, got {run_dir!r}", ("run_dir",))
+        run_dir = os.path.join(".pipeline", name)
+    timing = {}
+    for key, default in (("drain_timeout", 30.0), ("stats_interval", 0.5)):
+        value = data.get(key, default)
+        timing[key] = float(value) if c.positive(value, key, (key,), None, number=True) else default
+    defaults = data.get("defaults", {}) or {}
+    if not isinstance(defaults, Mapping):
+        c.add(f"defaults must be a mapping, got {defaults!r}", ("defaults",))
+        defaults = {}
+    c.unknown_keys(defaults, DEFAULT_KEYS, "defaults", ("defaults",))
+
+    raw_stages = data.get("stages")
+    if not isinstance(raw_stages, list) or not raw_stages:
+        c.add("'stages' must be a non-empty list of stages", ("stages",))
+        raise TopologyError(c.problems)
+    specs = [s for i, r in enumerate(raw_stages) if (s := _stage(c, r, i, defaults, check_imports))]
+    if len(specs) == len(raw_stages):
+        _check_graph(c, specs, raw_stages)
+    if c.problems:
+        raise TopologyError(c.problems)
+    return Topology(
+        name=name,
+        stages=tuple(StageSpec(**s) for s in specs),
+        transport=transport,
+        host=host,
+        run_dir=Path(run_dir),
+        drain_timeout=timing["drain_timeout"],
+        stats_interval=timing["stats_interval"],
+        file=origin,
+    )
+
+
+def load_topology(
+    path: str | os.PathLike[str], env: Mapping[str, str] | None = None, *, check_imports: bool = True
+) -> Topology:
+    """Read, substitute and check a topology file."""
+    file = os.fspath(path)
+    try:
+        text = Path(file).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        msg = f"no topology file at {file}; give a path, or run where topology.yaml is"
+        raise TopologyError([Problem(msg)]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TopologyError([Problem(f"cannot read the topology: {exc}", file)]) from None
+    located = load(text, file, os.environ if env is None else env)
+    return build_topology(
+        located.data,
+        located=located,
+        origin=file,
+        default_name=Path(file).stem.replace(".", "-") or "pipeline",
+        check_imports=check_imports,
+    )

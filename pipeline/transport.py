@@ -1,0 +1,213 @@
+"""Every ZeroMQ socket of the engine lives here. Stages never see one.
+
+Layout (why it is built this way):
+
+* Each worker process binds one **inbox** (PULL). Data batches, acknowledgements and credit
+  grants for any replica in that process arrive there, addressed by replica id in the header,
+  so one poll serves everything and async stages can run many replicas behind one socket.
+* A worker sends to a peer through one **PUSH per peer worker**, connected to that peer's
+  inbox. Credit bounds what is in flight, so these sockets have no high-water mark to hit,
+  and a PUSH to a single peer keeps batches in order. Endpoints carry the worker's unique id,
+  so a restarted replica never receives messages meant for its dead predecessor.
+* The supervisor binds a **control** ROUTER (hello, peers, end of stream, stop, final stats)
+  and a **stats** PULL for periodic counters, both apart from the data path.
+* Endpoints are ``ipc://`` files in the run's socket directory by default, or ``tcp://`` with
+  ports chosen by the kernel and reported to the supervisor, which tells peers where to
+  connect; nothing assumes one host.
+* Contexts are created in the process that uses them, after the process starts; no socket or
+  context crosses a fork.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from pipeline.codec import Buffer, pack, unpack
+
+#: ipc paths must fit in sockaddr_un (108 bytes on Linux)
+_IPC_MAX = 100
+#: how long closing sockets may take to flush the last messages (ms)
+_LINGER_MS = 2000
+
+
+def socket_dir(run_dir: Path) -> Path:
+    """Where the ipc endpoints of a run live: under the run directory when the path is short
+    enough for a unix socket, otherwise in a per-run directory under the temp dir."""
+    local = run_dir.resolve() / "sockets"
+    if len(str(local)) + 24 <= _IPC_MAX:
+        return local
+    digest = hashlib.sha1(str(local).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"pipeline-{os.getuid()}-{digest}"
+
+
+def prepare_socket_dir(path: Path) -> None:
+    """A fresh, owner-only socket directory (stale files from a killed run are removed)."""
+    if path.exists():
+        shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True, mode=0o700)
+
+
+def remove_socket_dir(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def endpoint_for(transport: str, host: str, sock_dir: Path, name: str) -> str:
+    """The address to bind for ``name``; tcp ports are picked by the kernel."""
+    if transport == "tcp":
+        return f"tcp://{host}:*"
+    return f"ipc://{sock_dir / name}"
+
+
+class WorkerSockets:
+    """The sockets of one worker process, on its asyncio event loop."""
+
+    def __init__(
+        self, worker_id: str, inbox_bind: str, control: str, stats: str
+    ) -> None:
+        self.actx = zmq.asyncio.Context()
+        # Send-only sockets are plain (synchronous) sockets on the same context: a send never
+        # blocks (no high-water mark, credit bounds the data) and needs no event loop.
+        self.sctx = zmq.Context.shadow(self.actx.underlying)
+        self.inbox = self.actx.socket(zmq.PULL)
+        self.inbox.setsockopt(zmq.RCVHWM, 0)
+        self.inbox.setsockopt(zmq.LINGER, 0)
+        self.inbox.bind(inbox_bind)
+        self.endpoint: str = self.inbox.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self.control = self.actx.socket(zmq.DEALER)
+        self.control.setsockopt(zmq.ROUTING_ID, worker_id.encode())
+        self.control.setsockopt(zmq.LINGER, _LINGER_MS)
+        self.control.setsockopt(zmq.SNDHWM, 0)
+        self.control.connect(control)
+        self.stats = self.sctx.socket(zmq.PUSH)
+        self.stats.setsockopt(zmq.SNDHWM, 100)
+        self.stats.setsockopt(zmq.LINGER, _LINGER_MS)
+        self.stats.connect(stats)
+        self.peers: dict[str, zmq.Socket[Any]] = {}
+
+    async def receive(self) -> list[zmq.Frame]:
+        """The next message on the inbox, as frames sharing the received memory."""
+        frames: list[zmq.Frame] = await self.inbox.recv_multipart(copy=False)
+        return frames
+
+    def try_receive(self) -> list[zmq.Frame] | None:
+        """A message already waiting on the inbox, without waiting."""
+        try:
+            return self.inbox.recv_multipart(flags=zmq.NOBLOCK, copy=False).result()  # type: ignore[no-any-return]
+        except zmq.Again:
+            return None
+
+    def send(self, endpoint: str, frames: Sequence[Buffer]) -> None:
+        """Send to the worker whose inbox is ``endpoint`` (connecting on first use)."""
+        sock = self.peers.get(endpoint)
+        if sock is None:
+            sock = self.sctx.socket(zmq.PUSH)
+            sock.setsockopt(zmq.SNDHWM, 0)
+            sock.setsockopt(zmq.LINGER, _LINGER_MS)
+            sock.connect(endpoint)
+            self.peers[endpoint] = sock
+        sock.send_multipart(frames, copy=False)
+
+    def forget(self, endpoint: str) -> None:
+        """Drop the connection to a worker that is gone; what is queued for it is discarded."""
+        sock = self.peers.pop(endpoint, None)
+        if sock is not None:
+            sock.close(linger=0)
+
+    async def control_receive(self) -> Any:
+        frames = await self.control.recv_multipart()
+        return unpack(frames[-1])
+
+    async def control_send(self, msg: Any) -> None:
+        await self.control.send_multipart([pack(msg)])
+
+    def send_stats(self, msg: Any) -> None:
+        """Best effort: periodic counters are dropped rather than block the stage."""
+        try:
+            self.stats.send(pack(msg), flags=zmq.NOBLOCK)
+        except zmq.Again:
+            pass
+
+    def close(self) -> None:
+        """Close everything, letting queued messages (final acknowledgements) go out."""
+        self.inbox.close(linger=0)
+        for sock in self.peers.values():
+            sock.close()
+        self.peers.clear()
+        self.stats.close()
+        self.control.close()
+        self.actx.term()
+
+
+class SupervisorSockets:
+    """The supervisor's control ROUTER and stats PULL, polled together with plain fds."""
+
+    def __init__(self, control_bind: str, stats_bind: str) -> None:
+        self.ctx = zmq.Context()
+        self.control = self.ctx.socket(zmq.ROUTER)
+        self.control.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.control.setsockopt(zmq.LINGER, 0)
+        self.control.bind(control_bind)
+        self.control_endpoint: str = self.control.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self.stats = self.ctx.socket(zmq.PULL)
+        self.stats.setsockopt(zmq.LINGER, 0)
+        self.stats.bind(stats_bind)
+        self.stats_endpoint: str = self.stats.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self.poller = zmq.Poller()
+        self.poller.register(self.control, zmq.POLLIN)
+        self.poller.register(self.stats, zmq.POLLIN)
+        self._fds: set[int] = set()
+
+    def watch_fd(self, fd: int) -> None:
+        if fd not in self._fds:
+            self.poller.register(fd, zmq.POLLIN)
+            self._fds.add(fd)
+
+    def unwatch_fd(self, fd: int) -> None:
+        if fd in self._fds:
+            self.poller.unregister(fd)
+            self._fds.discard(fd)
+
+    def poll(self, timeout_ms: int) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]], set[int]]:
+        """Wait up to ``timeout_ms``; returns control messages ``(worker, msg)``, stats
+        messages, and the watched fds that became readable."""
+        events = dict(self.poller.poll(timeout_ms))
+        controls: list[tuple[str, Any]] = []
+        stats: list[tuple[str, Any]] = []
+        if self.control in events:
+            while True:
+                try:
+                    ident, payload = self.control.recv_multipart(flags=zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                controls.append((ident.decode(), unpack(payload)))
+        if self.stats in events:
+            while True:
+                try:
+                    payload = self.stats.recv(flags=zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                stats.append(("", unpack(payload)))
+        ready = {fd for fd in self._fds if fd in events}
+        return controls, stats, ready
+
+    def send(self, worker_id: str, msg: Any) -> bool:
+        """Send to a worker; False if it is not connected (gone, or not started yet)."""
+        try:
+            self.control.send_multipart([worker_id.encode(), pack(msg)], flags=zmq.NOBLOCK)
+        except (zmq.Again, zmq.ZMQError):
+            return False
+        return True
+
+    def close(self) -> None:
+        self.control.close(linger=0)
+        self.stats.close(linger=0)
+        self.ctx.term()

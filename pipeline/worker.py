@@ -1,0 +1,248 @@
+"""A worker process: one replica (``kind: process``) or several as coroutines (``kind: async``).
+
+The worker runs a uvloop event loop with three service tasks beside its replicas: the inbox
+(data, acknowledgements and credit, dispatched to replicas by id), the control channel from
+the supervisor (membership, end of stream, stop) and the periodic stats report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline import deadletter
+from pipeline.codec import Buffer, Codec, unpack
+from pipeline.replica import Replica
+from pipeline.topology import Topology
+from pipeline.transport import WorkerSockets
+
+log = logging.getLogger("pipeline.worker")
+
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything a worker process needs; it travels to the new process once, at start."""
+
+    worker_id: str
+    topology: Topology
+    stage: str
+    replicas: tuple[tuple[int, int], ...]  # (index, rid)
+    inbox: str
+    control: str
+    stats: str
+    run_dir: str
+    title: str
+    log_level: int = logging.INFO
+    stats_interval: float = 0.5
+    run_id: str = ""
+
+
+def _die_with_parent() -> None:
+    """Have the kernel kill this process if its parent dies (Linux), so a killed supervisor
+    never leaves replicas behind."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def prepare_process(title: str, log_level: int) -> None:
+    # The supervisor coordinates shutdown; a terminal's Ctrl-C reaches the whole process
+    # group, so workers ignore it and wait for the supervisor's word.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent()
+    with contextlib.suppress(ImportError):
+        from setproctitle import setproctitle  # noqa: PLC0415
+
+        setproctitle(title)
+    logging.basicConfig(
+        level=log_level,
+        format=f"%(asctime)s {title.removeprefix('pipeline: ')} %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def worker_main(spec: WorkerSpec) -> None:
+    """Entry point of a worker process."""
+    prepare_process(spec.title, spec.log_level)
+    import uvloop  # noqa: PLC0415
+
+    code = uvloop.run(Worker(spec).main())
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+class Worker:
+    """The ``Host`` of the replicas in this process."""
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        self.spec = spec
+        self.run_dir = Path(spec.run_dir)
+        self.dead_letters = deadletter.folder(self.run_dir, spec.run_id)
+        self.codec = Codec()
+        self.replicas: dict[int, Replica] = {}
+        self.tasks: dict[int, asyncio.Task[None]] = {}
+        self.failed: set[int] = set()
+        self._uses: dict[str, int] = {}
+        self._exit = asyncio.Event()
+        self.sockets: WorkerSockets
+
+    # -- Host ---------------------------------------------------------------------------
+    def send(self, endpoint: str, frames: list[Buffer]) -> None:
+        self.sockets.send(endpoint, frames)
+
+    def use(self, endpoint: str) -> None:
+        self._uses[endpoint] = self._uses.get(endpoint, 0) + 1
+
+    def release(self, endpoint: str) -> None:
+        n = self._uses.get(endpoint, 0) - 1
+        if n <= 0:
+            self._uses.pop(endpoint, None)
+            self.sockets.forget(endpoint)
+        else:
+            self._uses[endpoint] = n
+
+    async def report(self, msg: dict[str, Any]) -> None:
+        await self.sockets.control_send(msg)
+
+    # -- life ---------------------------------------------------------------------------
+    async def main(self) -> int:
+        spec = self.spec
+        self.sockets = WorkerSockets(spec.worker_id, spec.inbox, spec.control, spec.stats)
+        services = [
+            asyncio.create_task(self._inbox_loop(), name="inbox"),
+            asyncio.create_task(self._control_loop(), name="control"),
+            asyncio.create_task(self._stats_loop(), name="stats"),
+        ]
+        try:
+            for index, rid in spec.replicas:
+                await self.start_replica(index, rid)
+            await self._exit.wait()
+        finally:
+            for t in services:
+                t.cancel()
+            for t in self.tasks.values():
+                t.cancel()
+            await asyncio.gather(*services, *self.tasks.values(), return_exceptions=True)
+            self._send_stats()
+            self.sockets.close()
+        return 1 if self.failed else 0
+
+    async def start_replica(self, index: int, rid: int) -> None:
+        topo = self.spec.topology
+        try:
+            replica = Replica(self, topo, topo.stage(self.spec.stage), index, rid)
+        except Exception as exc:
+            self.failed.add(rid)
+            await self.report(
+                {
+                    "t": "failed",
+                    "rid": rid,
+                    "phase": "start",
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "where": topo.stage(self.spec.stage).run,
+                    "traceback": "".join(traceback.format_exception(exc)),
+                    "batch": None,
+                    "stats": None,
+                }
+            )
+            self._check_exit()
+            return
+        self.replicas[rid] = replica
+        await self.report(
+            {"t": "hello", "rid": rid, "endpoint": self.sockets.endpoint, "pid": os.getpid()}
+        )
+        task = asyncio.create_task(replica.run(), name=replica.name)
+        self.tasks[rid] = task
+        task.add_done_callback(lambda t, rid=rid: self._replica_done(rid, t))
+
+    def _replica_done(self, rid: int, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            # A bug in the engine, not in user code (user errors are reported by the replica).
+            log.error("replica %d crashed", rid, exc_info=exc)
+            self.failed.add(rid)
+            self._exit.set()
+            return
+        self._check_exit()
+
+    def _check_exit(self) -> None:
+        if all(t.done() for t in self.tasks.values()) and (
+            self.spec.topology.stage(self.spec.stage).kind == "process"
+            or not self.failed
+        ):
+            self._exit.set()
+
+    async def _inbox_loop(self) -> None:
+        receive, try_receive, dispatch = self.sockets.receive, self.sockets.try_receive, self._dispatch
+        while True:
+            dispatch(await receive())
+            for _ in range(256):  # take what is already here without going back to the loop
+                frames = try_receive()
+                if frames is None:
+                    break
+                dispatch(frames)
+
+    def _dispatch(self, frames: list[Any]) -> None:
+        head = unpack(frames[0].buffer)
+        replica = self.replicas.get(head[2])
+        if replica is None:
+            return  # addressed to a replica that has ended here
+        kind = head[0]
+        if kind == "D":
+            replica.on_data(head[1], head[3], head[4], head[5], frames[1:])
+        elif kind == "A":
+            replica.on_ack(head[1], head[3])
+        elif kind == "C":
+            replica.on_credit(head[1], head[3])
+
+    async def _control_loop(self) -> None:
+        while True:
+            msg = await self.sockets.control_receive()
+            t = msg["t"]
+            if t == "peers":
+                for rid, section in msg["replicas"].items():
+                    replica = self.replicas.get(rid)
+                    if replica is not None:
+                        replica.on_peers(section)
+            elif t == "stop":
+                for replica in self.replicas.values():
+                    replica.on_stop()
+            elif t == "start":
+                await self.start_replica(msg["index"], msg["rid"])
+            elif t == "exit":
+                self._exit.set()
+
+    def _send_stats(self) -> None:
+        for replica in self.replicas.values():
+            self.sockets.send_stats(
+                {
+                    "t": "stats",
+                    "rid": replica.rid,
+                    "stage": replica.spec.name,
+                    "index": replica.index,
+                    "pid": os.getpid(),
+                    "stats": replica.snapshot(),
+                }
+            )
+
+    async def _stats_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.spec.stats_interval)
+            self._send_stats()
