@@ -95,8 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     run = sub.add_parser(
-        "run", help="run a topology to its end", description="Run a topology to its end.",
-        epilog=RUN_EPILOG, formatter_class=fmt,
+        "run",
+        help="run a topology to its end",
+        description="Run a topology to its end.",
+        epilog=RUN_EPILOG,
+        formatter_class=fmt,
     )
     _add_topology_args(run)
     run.add_argument(
@@ -107,9 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     check = sub.add_parser(
-        "check", help="validate a topology and print its graph",
+        "check",
+        help="validate a topology and print its graph",
         description="Validate a topology and print its graph; runs nothing.",
-        epilog=CHECK_EPILOG, formatter_class=fmt,
+        epilog=CHECK_EPILOG,
+        formatter_class=fmt,
     )
     _add_topology_args(check)
 
@@ -136,7 +141,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.supervisor import Supervisor  # noqa: PLC0415
 
     level = getattr(logging, args.log_level.upper())
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S"
+    )
     topo = _load(args)
     report = Supervisor(topo, log_level=level).run()
     for line in report.lines():

@@ -35,7 +35,6 @@ EXT_OBJECT_ARRAY = 3
 Buffer = bytes | memoryview | np.ndarray[Any, Any]
 
 
-
 def _cannot_send(obj: Any) -> str:
     return (
         f"cannot send a {type(obj).__module__}.{type(obj).__qualname__}: the wire carries "
@@ -83,7 +82,8 @@ class Codec:
 
     def encode(self, items: list[Any]) -> list[Buffer]:
         """``[body, *buffers]`` for a list of items."""
-        self._out = out = []
+        out: list[Buffer] = []
+        self._out = out
         try:
             body = self._encoder.encode(items)
         finally:

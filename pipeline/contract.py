@@ -178,13 +178,11 @@ def inspect_stage(obj: Any) -> StageImpl:
     """Classify a stage callable by the contract above."""
     restartable = bool(getattr(obj, "restartable", False))
     if inspect.isclass(obj):
-        if callable(getattr(obj, "process", None)) or callable(
-            getattr(obj, "process_batch", None)
-        ):
-            meth = getattr(obj, "process_batch", None) or obj.process
+        if callable(getattr(obj, "process", None)) or callable(getattr(obj, "process_batch", None)):
+            meth = getattr(obj, "process_batch", None) or getattr(obj, "process")  # noqa: B009
             return StageImpl(obj, Role.STATEFUL, inspect.iscoroutinefunction(meth), restartable)
         if callable(getattr(obj, "generate", None)):
-            gen = obj.generate
+            gen = getattr(obj, "generate")  # noqa: B009
             is_async = inspect.isasyncgenfunction(gen) or inspect.iscoroutinefunction(gen)
             return StageImpl(obj, Role.SOURCE, is_async, restartable)
         msg = f"class {where(obj)} has neither process(item, ctx) nor generate(ctx)"

@@ -27,12 +27,14 @@ DIR = "dead-letters"
 
 
 def json_value(obj: Any) -> Any:
-    """A JSON-encodable form of bytes, numpy arrays and ``Columns`` (for ``json.dumps(default=)``)."""
+    """A JSON form of bytes, numpy arrays and ``Columns``, for ``json.dumps(default=...)``."""
     if isinstance(obj, bytes | bytearray | memoryview):
         return {"$bytes": base64.b64encode(bytes(obj)).decode()}
     if isinstance(obj, np.ndarray):
         if obj.dtype.hasobject:
-            return {"$ndarray": {"dtype": "object", "shape": list(obj.shape), "values": obj.tolist()}}
+            return {
+                "$ndarray": {"dtype": "object", "shape": list(obj.shape), "values": obj.tolist()}
+            }
         data = np.ascontiguousarray(obj).tobytes()
         return {
             "$ndarray": {

@@ -83,7 +83,7 @@ class RunFailed(PipelineError):
         super().__init__(message)
 
 
-class EndOfStream(Exception):  # noqa: N818 - control flow, not an error
+class EndOfStream(Exception):
     """Raised by a MASS-style source to end its stream, and by ``sockets.receive()``
     when a stage's input has ended.
 

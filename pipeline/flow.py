@@ -118,7 +118,13 @@ class OutEdge:
     """The sending side of one edge (this replica -> every replica of one stage)."""
 
     def __init__(
-        self, target: str, route: Route, window: int, batch_size: int, batch_bytes: int
+        self,
+        target: str,
+        route: Route,
+        window: int,
+        batch_size: int,
+        batch_bytes: int,
+        spread: int = 0,
     ) -> None:
         self.target = target
         self.route = route
@@ -133,7 +139,7 @@ class OutEdge:
         self.queues: dict[int, deque[OutBatch]] = {}  # one replica (key, broadcast)
         self.inflight = 0
         self._seq = 0
-        self._cursor = 0
+        self._cursor = spread  # senders start at different replicas
         self.counters = EdgeCounters()
 
     # -- producing ----------------------------------------------------------------------

@@ -80,7 +80,9 @@ class AnalysisFrame:
         topo = load_topology(path, env)  # raises TopologyError with file and line
         frame = cls(topo.name)
         file = os.fspath(path)
-        located = load(Path(file).read_text(encoding="utf-8"), file, os.environ if env is None else env)
+        located = load(
+            Path(file).read_text(encoding="utf-8"), file, os.environ if env is None else env
+        )
         frame._data = dict(located.data)
         frame._data.setdefault("name", topo.name)
         frame._located = located
@@ -167,4 +169,3 @@ class AnalysisFrame:
     def __repr__(self) -> str:
         names = [s.get("name") for s in self._data.get("stages", [])]
         return f"AnalysisFrame({self._data.get('name')!r}, stages={names})"
-

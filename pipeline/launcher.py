@@ -9,28 +9,25 @@ ZeroMQ context or thread from the supervisor, and still runs stage code imported
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing as mp
 import multiprocessing.context
 import os
 import signal
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from pipeline.worker import WorkerSpec, worker_main
 
-_ctx: multiprocessing.context.BaseContext | None = None
 
-
+@functools.cache
 def context() -> multiprocessing.context.BaseContext:
-    global _ctx
-    if _ctx is None:
-        if "forkserver" in mp.get_all_start_methods():
-            ctx = mp.get_context("forkserver")
-            ctx.set_forkserver_preload(["pipeline.worker"])
-        else:  # pragma: no cover - not Linux
-            ctx = mp.get_context("spawn")
-        _ctx = ctx
-    return _ctx
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["pipeline.worker"])
+        return ctx
+    return mp.get_context("spawn")  # pragma: no cover - not Linux
 
 
 @dataclass
@@ -61,7 +58,8 @@ class WorkerProcess:
 
 
 def start(spec: WorkerSpec) -> WorkerProcess:
-    proc = context().Process(target=worker_main, args=(spec,), name=spec.title, daemon=False)
+    ctx: Any = context()
+    proc = ctx.Process(target=worker_main, args=(spec,), name=spec.title, daemon=False)
     proc.start()
     return WorkerProcess(spec, proc)
 

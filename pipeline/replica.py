@@ -14,9 +14,9 @@ import logging
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -32,10 +32,13 @@ from pipeline.flow import (
     credit_frames,
     data_frames,
 )
+from pipeline.invoke import StageCode, UserCodeError
 from pipeline.stats import ReplicaCounters
 from pipeline.topology import StageSpec, Topology
 
 log = logging.getLogger("pipeline.replica")
+
+T = TypeVar("T")
 
 
 class Host(Protocol):
@@ -102,7 +105,12 @@ class Replica:
         self.ctx = Context(spec.name, index, spec.replicas, host.run_dir, spec.params)
         self.edges: dict[str, OutEdge] = {
             t: OutEdge(
-                t, topology.stage(t).route, spec.flow.window, spec.batch.size, spec.batch.bytes
+                t,
+                topology.stage(t).route,
+                spec.flow.window,
+                spec.batch.size,
+                spec.batch.bytes,
+                spread=index,
             )
             for t in spec.next
         }
@@ -125,9 +133,12 @@ class Replica:
         self.wake = asyncio.Event()
         self.processing: InBatch | None = None
         self.stopping = False
-        self.instance: Any = None
+        self.code = StageCode(self.impl, spec.params, self.ctx)
+        self._leftover: list[Any] = []
         self._impl_file = inspect.getsourcefile(self.impl.obj) if self._has_source() else None
         self.finished = asyncio.Event()
+        #: set by the first membership message: routes (owner tables) are known from then on
+        self.placed = asyncio.Event()
 
     def _has_source(self) -> bool:
         try:
@@ -167,7 +178,7 @@ class Replica:
     def on_peers(self, msg: dict[str, Any]) -> None:
         """Apply the supervisor's membership: who sends to us, whom we send to."""
         up = {rid: (stage, ep) for rid, stage, ep in msg["up"]}
-        for rid, (stage, ep) in up.items():
+        for rid, (_, ep) in up.items():
             if rid not in self.up:
                 self.host.use(ep)
                 self.host.send(ep, credit_frames(self.rid, rid, self.spec.flow.credit))
@@ -181,7 +192,9 @@ class Replica:
         self.up = up
         for target, down in msg["down"].items():
             edge = self.edges[target]
-            for peer in edge.set_members(down["members"], down.get("owners"), down.get("suspects", ())):
+            for peer in edge.set_members(
+                down["members"], down.get("owners"), down.get("suspects", ())
+            ):
                 self._edge_of.pop(peer.rid, None)
                 self.host.release(peer.endpoint)
             for peer in edge.peers.values():
@@ -195,15 +208,24 @@ class Replica:
         if msg.get("stop") and not self.stopping:
             self.on_stop()
         self._note_held()
+        self.placed.set()
         self.wake.set()
 
     def describe(self) -> str:
         """The flow state of this replica, for debugging a stall."""
-        parts = [f"{self.name} rid {self.rid}: queued {len(self.inq)}, ended {sorted(self.ended)}"
-                 f" of {sorted(self.upstream_stages)}, up {sorted(self.up)}"]
+        parts = [
+            f"{self.name} rid {self.rid}: queued {len(self.inq)}, ended {sorted(self.ended)}"
+            f" of {sorted(self.upstream_stages)}, up {sorted(self.up)}"
+        ]
         for t, e in self.edges.items():
-            peers = ", ".join(f"{p.index}:{p.rid} credit {p.credit} unacked {len(p.unacked)}" for p in e.peers.values())
-            parts.append(f"  -> {t}: pending {e.pending}, inflight {e.inflight}/{e.window}, buffered {len(self._buf[t])}; {peers}")
+            peers = ", ".join(
+                f"{p.index}:{p.rid} credit {p.credit} unacked {len(p.unacked)}"
+                for p in e.peers.values()
+            )
+            parts.append(
+                f"  -> {t}: pending {e.pending}, inflight {e.inflight}/{e.window}, "
+                f"buffered {len(self._buf[t])}; {peers}"
+            )
         return "\n".join(parts)
 
     def on_stop(self) -> None:
@@ -216,8 +238,7 @@ class Replica:
     def _note_held(self) -> None:
         held = len(self.inq) + (self.processing is not None)
         self.c.held = held
-        if held > self.c.held_max:
-            self.c.held_max = held
+        self.c.held_max = max(self.c.held_max, held)
 
     def _complete(self, b: InBatch) -> None:
         """Every output of ``b`` is delivered: acknowledge it to its sender."""
@@ -235,7 +256,9 @@ class Replica:
                 self.host.send(peer[1], ack_frames(self.rid, src, acks))
         self._acks.clear()
 
-    def _emit(self, outputs: list[Any], parent: InBatch | None, edges: list[str] | None = None) -> None:
+    def _emit(
+        self, outputs: list[Any], parent: InBatch | None, edges: list[str] | None = None
+    ) -> None:
         """Buffer outputs for the given edges (all by default); ``parent`` stays unacknowledged
         until every batch they end up in is acknowledged."""
         if not outputs:
@@ -304,89 +327,12 @@ class Replica:
             self._flush_acks()
         self._flush_acks()
 
-    # ------------------------------------------------------------------ user code
-    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        result = fn(*args)
-        if inspect.isawaitable(result):
-            result = await result
-        return result
-
-    async def _collect(self, result: Any, out: list[Any]) -> None:
-        """Append what a transform returned: None, one item, a list or (async) iterator."""
-        if result is None:
-            return
-        t = type(result)
-        if t is list:
-            out.extend(result)
-        elif isinstance(result, Iterator):
-            out.extend(result)
-        elif hasattr(result, "__anext__"):
-            async for x in result:
-                out.append(x)
-        else:
-            out.append(result)
-
-    async def _process_items(self, items: list[Any]) -> list[Any]:
-        out: list[Any] = []
-        ctx = self.ctx
-        if self.impl.role is Role.STATEFUL:
-            inst = self.instance
-            batch_fn = getattr(inst, "process_batch", None)
-            if batch_fn is not None:
-                await self._collect(await self._call(batch_fn, items, ctx), out)
-                return out
-            fn = inst.process
-            params: dict[str, Any] = {}
-        else:
-            fn = self.impl.obj
-            params = dict(self.spec.params)
-        if self.impl.is_async or inspect.isasyncgenfunction(fn):
-            for item in items:
-                await self._collect(await self._call(fn, item, ctx, **params), out)
-            return out
-        append, extend = out.append, out.extend
-        for item in items:
-            r = fn(item, ctx, **params) if params else fn(item, ctx)
-            if r is None:
-                continue
-            t = type(r)
-            if t is list:
-                extend(r)
-            elif t is dict or t is Columns or not isinstance(r, Iterator):
-                append(r)
-            else:
-                extend(r)
-        return out
-
-    async def _setup(self) -> None:
-        if inspect.isclass(self.impl.obj):
-            try:
-                self.instance = self.impl.obj(**self.spec.params)
-                setup = getattr(self.instance, "setup", None)
-                if setup is not None:
-                    await self._call(setup, self.ctx)
-            except Exception as exc:
-                raise ReplicaFailure(exc, "setup") from exc
-
-    async def _finish_user(self) -> None:
-        finish = getattr(self.instance, "finish", None) if self.instance is not None else None
-        if finish is None:
-            return
-        t0 = time.perf_counter()
-        try:
-            out: list[Any] = []
-            await self._collect(await self._call(finish, self.ctx), out)
-        except Exception as exc:
-            raise ReplicaFailure(exc, "finish") from exc
-        finally:
-            self.c.busy += time.perf_counter() - t0
-        self._emit(out, None)
-
     # ------------------------------------------------------------------ loops
     async def run(self) -> None:
         """Run to the end of the stream (or failure) and report to the supervisor."""
         try:
-            await self._setup()
+            await self._user(self.code.setup())
+            await self.placed.wait()
             if self.impl.role is Role.SOURCE:
                 await self._run_source()
             elif self.impl.role is Role.MASS:
@@ -395,7 +341,10 @@ class Replica:
                 await run_mass(self)
             else:
                 await self._run_fed()
-            await self._finish_user()
+            t0 = time.perf_counter()
+            outputs = await self._user(self.code.finish())
+            self.c.busy += time.perf_counter() - t0
+            self._emit(outputs, None)
             await self._drain()
         except ReplicaFailure as failure:
             await self._report_failure(failure)
@@ -404,74 +353,80 @@ class Replica:
             self.finished.set()
         await self.host.report({"t": "done", "rid": self.rid, "stats": self.snapshot()})
 
-    def _source_iter(self) -> Any:
-        obj = self.impl.obj
-        params = self.spec.params
-        if self.instance is not None:
-            return self.instance.generate(self.ctx)
-        return obj(self.ctx, **params)
+    @staticmethod
+    async def _user(step: Awaitable[T]) -> T:
+        """Run a setup or finish step; its failure stops this replica."""
+        try:
+            return await step
+        except UserCodeError as err:
+            raise ReplicaFailure(err.exc, err.phase) from err.exc
 
     async def _run_source(self) -> None:
-        size, max_bytes, linger = self.spec.batch.size, self.spec.batch.bytes, self.spec.batch.linger
-        batch: list[Any] = []
-        nbytes = 0
-        started = 0.0
-        clock = time.monotonic
         it: Any = None
         try:
-            it = self._source_iter()
+            it = self.code.source()
             if inspect.isawaitable(it):
                 it = await it
-            aiter_ = hasattr(it, "__anext__")
-            sync_it = None if aiter_ else iter(it)
-            while not self.stopping:
-                t0 = time.perf_counter()
-                try:
-                    item = await it.__anext__() if aiter_ else next(sync_it)  # type: ignore[arg-type]
-                except (StopIteration, StopAsyncIteration):
-                    break
-                finally:
-                    self.c.busy += time.perf_counter() - t0
-                if item is None:
-                    if batch:
-                        await self._source_emit(batch)
-                        batch, nbytes = [], 0
-                    await asyncio.sleep(0)
-                    continue
-                if type(item) is Batch:
-                    if not batch:
-                        started = clock()
-                    batch.extend(item)
-                elif type(item) is Columns or type(item) is np.ndarray:
-                    if not batch:
-                        started = clock()
-                    batch.append(item)
-                    nbytes += item.nbytes
-                else:
-                    if not batch:
-                        started = clock()
-                    batch.append(item)
-                if len(batch) >= size or nbytes >= max_bytes or clock() - started >= linger:
-                    await self._source_emit(batch)
-                    batch, nbytes = [], 0
+            await self._pull(it)
         except Exception as exc:
-            if self.spec.on_error == "skip":
-                self.c.errors += 1
-                self.ctx.input_incomplete(
-                    self.spec.name, f"the source raised and ended early: {type(exc).__name__}: {exc}"
-                )
-                log.error("%s: source failed, its stream ends here (on_error: skip)", self.name,
-                          exc_info=exc)
-            else:
+            if self.spec.on_error != "skip":
                 raise ReplicaFailure(exc, "source") from exc
+            self.c.errors += 1
+            self.ctx.input_incomplete(
+                self.spec.name, f"the source raised and ended early: {type(exc).__name__}: {exc}"
+            )
+            log.error(
+                "%s: source failed; its stream ends here (on_error: skip)", self.name, exc_info=exc
+            )
         finally:
             close = getattr(it, "aclose", None) or getattr(it, "close", None)
             if close is not None:
                 closing = close()  # runs the generator's finally blocks now
                 if inspect.isawaitable(closing):
                     await closing
-        if batch:
+        if self._leftover:  # what was yielded before the end (or before a skipped failure)
+            batch, self._leftover = self._leftover, []
             await self._source_emit(batch)
+
+    async def _pull(self, it: Any) -> None:
+        """Batch what a source yields: by count, buffer bytes, or age (``batch.linger``)."""
+        size, max_bytes = self.spec.batch.size, self.spec.batch.bytes
+        linger = self.spec.batch.linger
+        is_async = hasattr(it, "__anext__")
+        sync_it = None if is_async else iter(it)
+        clock = time.perf_counter
+        batch: list[Any] = []
+        self._leftover = batch
+        nbytes = 0
+        started = clock()
+        while not self.stopping:
+            try:
+                item = await it.__anext__() if is_async else next(sync_it)  # type: ignore[arg-type]
+            except (StopIteration, StopAsyncIteration):
+                break
+            if item is None:  # the source is idle: send what it has
+                if batch:
+                    self.c.busy += clock() - started
+                    await self._source_emit(batch)
+                    self._leftover = batch = []
+                    nbytes = 0
+                await asyncio.sleep(0)
+                started = clock()
+                continue
+            t = type(item)
+            if t is Batch:
+                batch.extend(item)
+            else:
+                batch.append(item)
+                if t is Columns or t is np.ndarray:
+                    nbytes += item.nbytes
+            if len(batch) >= size or nbytes >= max_bytes or clock() - started >= linger:
+                self.c.busy += clock() - started
+                await self._source_emit(batch)
+                self._leftover = batch = []
+                nbytes = 0
+                started = clock()
+        self.c.busy += clock() - started
 
     async def _source_emit(self, batch: list[Any]) -> None:
         self._emit(batch, None)
@@ -526,7 +481,7 @@ class Replica:
         items = self.begin(b)
         t0 = time.perf_counter()
         try:
-            outputs = await self._process_items(items)
+            outputs = await self.code.process(items)
         except Exception as exc:
             self.c.busy += time.perf_counter() - t0
             self.processing = None
@@ -560,7 +515,13 @@ class Replica:
             )
             log.warning(
                 "%s: batch %d from %s (%d records) failed with %s: %s; written to %s",
-                self.name, b.seq, src_stage, b.records, type(exc).__name__, exc, path,
+                self.name,
+                b.seq,
+                src_stage,
+                b.records,
+                type(exc).__name__,
+                exc,
+                path,
             )
             b.status = ACK_DEAD
             self.c.records_dead += b.records
@@ -605,4 +566,3 @@ class Replica:
             c.inflight[t] = edge.inflight
         c.incomplete = [list(x) for x in self.ctx.incomplete]
         return c.to_wire()
-

@@ -27,6 +27,8 @@ class RunReport:
     incomplete: list[list[str]] = field(default_factory=list)
     dead_letters: list[Path] = field(default_factory=list)
     stopped_by: str | None = None
+    #: remarks that are not failures (e.g. counts that could not be verified)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -40,6 +42,7 @@ class RunReport:
             "seconds": round(self.seconds, 3),
             "stopped_by": self.stopped_by,
             "errors": self.errors,
+            "notes": self.notes,
             "incomplete": self.incomplete,
             "dead_letters": [str(p) for p in self.dead_letters],
             "stages": {name: asdict(t) for name, t in self.stages.items()},
@@ -73,6 +76,8 @@ class RunReport:
             out.append(f"dead letters: {path}")
         for what, reason in self.incomplete:
             out.append(f"incomplete input: {what}: {reason}")
+        for note in self.notes:
+            out.append(f"note: {note}")
         for err in self.errors:
             out.append(f"error: {err}")
         verdict = {

@@ -21,7 +21,7 @@ import struct
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -45,7 +45,7 @@ class KeyRouteError(PipelineError):
 class Route:
     """How input is spread over the replicas of one stage."""
 
-    kind: Literal["round-robin", "broadcast", "key"] = ROUND_ROBIN
+    kind: str = ROUND_ROBIN  # round-robin, broadcast or key
     field: str | int | None = None
     partitions: int = DEFAULT_PARTITIONS
 
@@ -73,7 +73,8 @@ def _fmix64_array(k: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     k = k * np.uint64(0xFF51AFD7ED558CCD)
     k = k ^ (k >> np.uint64(33))
     k = k * np.uint64(0xC4CEB9FE1A85EC53)
-    return k ^ (k >> np.uint64(33))
+    out: np.ndarray[Any, Any] = k ^ (k >> np.uint64(33))
+    return out
 
 
 def key_hash(value: Any) -> int:
@@ -106,7 +107,8 @@ def partitions_of(keys: np.ndarray[Any, Any], partitions: int) -> np.ndarray[Any
         h = _fmix64_array(keys.astype(np.float64).view(np.uint64))
     else:
         h = np.fromiter((key_hash(k) for k in keys.tolist()), dtype=np.uint64, count=len(keys))
-    return (h % np.uint64(partitions)).astype(np.intp)
+    parts: np.ndarray[Any, Any] = (h % np.uint64(partitions)).astype(np.intp)
+    return parts
 
 
 def record_key(item: Any, field: str | int) -> Any:

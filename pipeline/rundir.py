@@ -44,7 +44,7 @@ class RunDir:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            msg = f"cannot create the run directory {self.path}: {exc}; set run_dir to a writable path"
+            msg = f"cannot create the run directory {self.path}: {exc}; choose a writable run_dir"
             raise UsageError(msg) from None
         lock = (self.path / LOCK).open("a+")
         try:
@@ -59,12 +59,17 @@ class RunDir:
             raise UsageError(msg) from None
         self._lock = lock
         stale = self.info().get("sockets")
-        if stale and Path(stale) != self.sockets:
-            remove_socket_dir(Path(stale))
+        if stale and Path(str(stale)) != self.sockets:
+            remove_socket_dir(Path(str(stale)))
         prepare_socket_dir(self.sockets)
         (self.path / INFO).write_text(
             json.dumps(
-                {"frame": frame, "pid": os.getpid(), "run_id": self.run_id, "sockets": str(self.sockets)}
+                {
+                    "frame": frame,
+                    "pid": os.getpid(),
+                    "run_id": self.run_id,
+                    "sockets": str(self.sockets),
+                }
             )
         )
 

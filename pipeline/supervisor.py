@@ -9,6 +9,7 @@ signal stops at once). It never runs stage code.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -164,10 +165,8 @@ class Supervisor:
 
     def _handle_signals(self) -> None:
         if hasattr(self, "_signal_fd"):
-            try:
+            with contextlib.suppress(BlockingIOError):
                 os.read(self._signal_fd, 512)
-            except BlockingIOError:
-                pass
         while self._signals:
             signum = self._signals.pop(0)
             name = signal.Signals(signum).name
@@ -185,7 +184,8 @@ class Supervisor:
         self._drain_deadline = time.monotonic() + self.topology.drain_timeout
         log.warning(
             "%s: draining (up to %.0fs; send the signal again to stop at once)",
-            why, self.topology.drain_timeout,
+            why,
+            self.topology.drain_timeout,
         )
         for wid in self.workers:
             self.sockets.send(wid, {"t": "stop"})
@@ -198,8 +198,7 @@ class Supervisor:
         for r in self.replicas.values():
             if r.state == "starting" and now - r.started > START_TIMEOUT:
                 self._fail(
-                    f"stage '{r.stage}' replica {r.index} did not start within "
-                    f"{START_TIMEOUT:.0f}s"
+                    f"stage '{r.stage}' replica {r.index} did not start within {START_TIMEOUT:.0f}s"
                 )
 
     # ------------------------------------------------------------------ messages
@@ -240,7 +239,11 @@ class Supervisor:
             if msg.get("phase") == "process":
                 self.suspects.setdefault((batch[0], r.stage), []).append(batch[1])
         log.error(
-            "stage '%s' replica %d %s\n%s", r.stage, r.index, what, msg.get("traceback", "").rstrip()
+            "stage '%s' replica %d %s\n%s",
+            r.stage,
+            r.index,
+            what,
+            msg.get("traceback", "").rstrip(),
         )
         self._lost(r, f"{what}", phase=msg.get("phase", "process"))
 
@@ -249,15 +252,26 @@ class Supervisor:
             if w.alive():
                 continue
             self.sockets.unwatch_fd(w.sentinel)
+            if any(
+                self.replicas[rid].state in ("starting", "running") for rid in self.worker_rids[wid]
+            ):
+                # Its last words may still be on the way: a process exits right after
+                # sending them, and the exit can be seen first.
+                for worker, msg in self.sockets.receive_control(timeout_ms=500):
+                    self._on_control(worker, msg)
             code = w.exitcode()
             for rid in self.worker_rids.get(wid, []):
                 r = self.replicas[rid]
                 if r.state in ("starting", "running"):
-                    how = f"exit code {code}" if code is not None and code >= 0 else (
-                        f"signal {signal.Signals(-code).name}" if code else "unknown cause"
+                    how = (
+                        f"exit code {code}"
+                        if code is not None and code >= 0
+                        else (f"signal {signal.Signals(-code).name}" if code else "unknown cause")
                     )
                     self.stages[r.stage].killed += 1
-                    log.error("stage '%s' replica %d (pid %s) died: %s", r.stage, r.index, w.pid, how)
+                    log.error(
+                        "stage '%s' replica %d (pid %s) died: %s", r.stage, r.index, w.pid, how
+                    )
                     self._lost(r, f"died ({how})", phase="killed")
             if self.stages[w.spec.stage].host == wid:
                 self.stages[w.spec.stage].host = None
@@ -275,9 +289,8 @@ class Supervisor:
         policy = spec.on_error
         stateless = spec.role not in (Role.STATEFUL, Role.SOURCE)
         restartable = stateless or self._restartable(spec)
-        can_restart = (
-            phase not in ("start",)
-            and (policy == "restart" or (policy == "skip" and phase == "killed" and restartable))
+        can_restart = phase not in ("start",) and (
+            policy == "restart" or (policy == "skip" and phase == "killed" and restartable)
         )
         who = f"stage '{r.stage}' replica {r.index}"
         if not can_restart:
@@ -285,11 +298,19 @@ class Supervisor:
             return
         st.restarts += 1
         if st.restarts > spec.max_restarts:
-            self._fail(f"{who} {what}; it failed {st.restarts} times (max_restarts {spec.max_restarts})")
+            self._fail(
+                f"{who} {what}; it failed {st.restarts} times (max_restarts {spec.max_restarts})"
+            )
             return
         delay = min(BACKOFF_MAX, 0.5 * 2 ** (st.restarts - 1))
         st.restart_at[r.index] = time.monotonic() + delay
-        log.warning("%s: restarting in %.1fs (restart %d of at most %d)", who, delay, st.restarts, spec.max_restarts)
+        log.warning(
+            "%s: restarting in %.1fs (restart %d of at most %d)",
+            who,
+            delay,
+            st.restarts,
+            spec.max_restarts,
+        )
 
     @staticmethod
     def _restartable(spec: StageSpec) -> bool:
@@ -313,7 +334,8 @@ class Supervisor:
             if st.ended:
                 continue
             missing = [
-                i for i in range(st.desired)
+                i
+                for i in range(st.desired)
                 if st.slots.get(i) is None and now >= st.restart_at.get(i, 0.0)
             ]
             if missing:
@@ -356,7 +378,9 @@ class Supervisor:
                 topology=self.topology,
                 stage=spec.name,
                 replicas=tuple(group),
-                inbox=endpoint_for(self.topology.transport, self.topology.host, self.rundir.sockets, wid),
+                inbox=endpoint_for(
+                    self.topology.transport, self.topology.host, self.rundir.sockets, wid
+                ),
                 control=self.sockets.control_endpoint,
                 stats=self.sockets.stats_endpoint,
                 run_dir=str(self.rundir.path),
@@ -364,6 +388,7 @@ class Supervisor:
                 log_level=self.log_level,
                 stats_interval=self.topology.stats_interval,
                 run_id=self.rundir.run_id,
+                supervisor_pid=os.getpid(),
             )
             for index, rid in group:
                 self.replicas[rid] = ReplicaState(rid, spec.name, index, wid)
@@ -397,7 +422,9 @@ class Supervisor:
             route = tst.spec.route
             down[target] = {
                 "members": members,
-                "owners": default_owners(route.partitions, tst.desired) if route.kind == KEY else None,
+                "owners": default_owners(route.partitions, tst.desired)
+                if route.kind == KEY
+                else None,
                 "suspects": self.suspects.pop((r.rid, target), []),
             }
         return {
@@ -432,13 +459,19 @@ class Supervisor:
             t.restarts = st.restarts
             t.killed = st.killed
             stage_totals[name] = t
-            exact[name] = all(
-                self.replicas[rid].exact for rid in st.incarnations if self.replicas[rid].stats is not None
-            ) and st.killed == 0
+            exact[name] = (
+                all(
+                    self.replicas[rid].exact
+                    for rid in st.incarnations
+                    if self.replicas[rid].stats is not None
+                )
+                and st.killed == 0
+            )
         errors = list(self.errors)
+        notes: list[str] = []
         if not self.failed:
             edges = [(s.name, t) for s in topo.stages for t in s.next]
-            problems = check_accounting(stage_totals, edges, exact)
+            problems, notes = check_accounting(stage_totals, edges, exact)
             if problems:
                 errors.append("accounting does not balance: " + "; ".join(problems))
         incomplete = [x for t in stage_totals.values() for x in t.incomplete]
@@ -460,6 +493,7 @@ class Supervisor:
             incomplete=incomplete,
             dead_letters=letters,
             stopped_by=self.stopped_by,
+            notes=notes,
         )
         report.write()
         return report

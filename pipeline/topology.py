@@ -186,7 +186,11 @@ class _Checker:
         self.problems.append(Problem(message, self.origin, self.line(*path), stage))
 
     def unknown_keys(
-        self, got: Mapping[str, Any], allowed: set[str], what: str, path: tuple[str | int, ...],
+        self,
+        got: Mapping[str, Any],
+        allowed: set[str],
+        what: str,
+        path: tuple[str | int, ...],
         stage: str | None = None,
     ) -> None:
         for key in got:
@@ -198,8 +202,13 @@ class _Checker:
                 )
 
     def positive(
-        self, value: Any, what: str, path: tuple[str | int, ...], stage: str | None,
-        *, number: bool = False,
+        self,
+        value: Any,
+        what: str,
+        path: tuple[str | int, ...],
+        stage: str | None,
+        *,
+        number: bool = False,
     ) -> bool:
         ok_types = (int, float) if number else (int,)
         if isinstance(value, bool) or not isinstance(value, ok_types) or value <= 0:
@@ -234,9 +243,7 @@ def _route(c: _Checker, raw: Any, path: tuple[str | int, ...], stage: str) -> Ro
         if not c.positive(partitions, "route partitions", (*path, "partitions"), stage):
             partitions = DEFAULT_PARTITIONS
         return Route(KEY, key, partitions)
-    c.add(
-        f"route must be 'round-robin', 'broadcast' or {{key: FIELD}}, got {raw!r}", path, stage
-    )
+    c.add(f"route must be 'round-robin', 'broadcast' or {{key: FIELD}}, got {raw!r}", path, stage)
     return Route()
 
 
@@ -272,93 +279,122 @@ def _stage(
             (*path, "name"),
         )
         return None
-    c.unknown_keys(raw, STAGE_KEYS, f"stage '{name}'", path)
-    raw = _merge_defaults(raw, defaults)
-    spec: dict[str, Any] = {"name": name, "line": c.line(*path)}
+    c.unknown_keys(raw, STAGE_KEYS, "the stage", path, name)
+    s = _StageCheck(c, _merge_defaults(raw, defaults), path, name)
+    impl = s.run(check_imports)
+    spec: dict[str, Any] = {
+        "name": name,
+        "line": c.line(*path),
+        "kind": s.choice("kind", KINDS, "process"),
+        "replicas": s.count("replicas", 1),
+        "next": s.next(),
+        "route": _route(c, s.raw.get("route"), (*path, "route"), name),
+        "params": s.params(),
+        "args": s.args(),
+        "on_error": s.choice("on_error", ON_ERROR, "fail"),
+        "max_restarts": s.count("max_restarts", 5, minimum=0),
+        "batch": BatchSpec(**s.sub("batch", BATCH_KEYS)),
+        "flow": FlowSpec(**s.sub("backpressure", FLOW_KEYS)),
+    }
+    if isinstance(s.raw.get("run"), str):
+        spec["run"] = s.raw["run"]
+    if impl is None:
+        spec["role"] = None  # unknown: the problem with 'run' is reported already
+        spec["is_async"] = False
+        return spec
+    spec["role"] = impl.role
+    spec["is_async"] = impl.is_async
+    s.contract(impl, spec)
+    return spec
 
-    run = raw.get("run")
-    impl: StageImpl | None = None
-    if not isinstance(run, str):
-        c.add(f"'run' must be 'package.module:callable', got {run!r}", (*path, "run"), name)
-    else:
-        spec["run"] = run
-        if check_imports:
-            try:
-                impl = inspect_stage(resolve(run))
-            except ResolveError as exc:
-                c.add(str(exc), (*path, "run"), name)
 
-    kind = raw.get("kind", "process")
-    if kind not in KINDS:
-        c.add(f"kind must be 'process' or 'async', got {kind!r}", (*path, "kind"), name)
-        kind = "process"
-    spec["kind"] = kind
+class _StageCheck:
+    """The checks of one stage's keys, each reporting with the key's line."""
 
-    replicas = raw.get("replicas", 1)
-    spec["replicas"] = replicas if c.positive(replicas, "replicas", (*path, "replicas"), name) else 1
+    def __init__(self, c: _Checker, raw: Mapping[str, Any], path: tuple[str | int, ...], name: str):
+        self.c = c
+        self.raw = raw
+        self.path = path
+        self.name = name
 
-    nxt = raw.get("next", ())
-    if isinstance(nxt, str):
-        nxt = (nxt,)
-    if not isinstance(nxt, list | tuple) or not all(isinstance(n, str) for n in nxt):
-        c.add(f"next must be a stage name or a list of them, got {nxt!r}", (*path, "next"), name)
-        nxt = ()
-    if len(set(nxt)) != len(nxt):
-        c.add(f"next lists a stage twice: {list(nxt)}", (*path, "next"), name)
-    spec["next"] = tuple(dict.fromkeys(nxt))
+    def add(self, message: str, key: str) -> None:
+        self.c.add(message, (*self.path, key), self.name)
 
-    spec["route"] = _route(c, raw.get("route"), (*path, "route"), name)
+    def run(self, check_imports: bool) -> StageImpl | None:
+        run = self.raw.get("run")
+        if not isinstance(run, str):
+            self.add(f"'run' must be 'package.module:callable', got {run!r}", "run")
+            return None
+        if not check_imports:
+            return None
+        try:
+            return inspect_stage(resolve(run))
+        except ResolveError as exc:
+            self.add(str(exc), "run")
+            return None
 
-    params = raw.get("params", {}) or {}
-    if not isinstance(params, Mapping):
-        c.add(f"params must be a mapping of keyword arguments, got {params!r}", (*path, "params"), name)
-        params = {}
-    spec["params"] = dict(params)
-    args = raw.get("args", ())
-    spec["args"] = tuple(args) if isinstance(args, list | tuple) else (args,)
+    def choice(self, key: str, allowed: tuple[str, ...], default: str) -> str:
+        value = self.raw.get(key, default)
+        if value not in allowed:
+            self.add(f"{key} must be one of {', '.join(allowed)}, got {value!r}", key)
+            return default
+        return str(value)
 
-    on_error = raw.get("on_error", "fail")
-    if on_error not in ON_ERROR:
-        c.add(f"on_error must be one of {', '.join(ON_ERROR)}, got {on_error!r}", (*path, "on_error"), name)
-        on_error = "fail"
-    spec["on_error"] = on_error
-    max_restarts = raw.get("max_restarts", 5)
-    if isinstance(max_restarts, bool) or not isinstance(max_restarts, int) or max_restarts < 0:
-        c.add(f"max_restarts must be a whole number >= 0, got {max_restarts!r}", (*path, "max_restarts"), name)
-        max_restarts = 5
-    spec["max_restarts"] = max_restarts
+    def count(self, key: str, default: int, minimum: int = 1) -> int:
+        value = self.raw.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            self.add(f"{key} must be a whole number >= {minimum}, got {value!r}", key)
+            return default
+        return value
 
-    spec["batch"] = BatchSpec(**_sub_spec(c, raw.get("batch"), BATCH_KEYS, "batch", (*path, "batch"), name))
-    spec["flow"] = FlowSpec(
-        **_sub_spec(c, raw.get("backpressure"), FLOW_KEYS, "backpressure", (*path, "backpressure"), name)
-    )
+    def next(self) -> tuple[str, ...]:
+        nxt = self.raw.get("next", ())
+        if isinstance(nxt, str):
+            nxt = (nxt,)
+        if not isinstance(nxt, list | tuple) or not all(isinstance(n, str) for n in nxt):
+            self.add(f"next must be a stage name or a list of them, got {nxt!r}", "next")
+            return ()
+        if len(set(nxt)) != len(nxt):
+            self.add(f"next lists a stage twice: {list(nxt)}", "next")
+        return tuple(dict.fromkeys(nxt))
 
-    if impl is not None:
-        spec["role"] = impl.role
-        spec["is_async"] = impl.is_async
+    def params(self) -> dict[str, Any]:
+        params = self.raw.get("params", {}) or {}
+        if not isinstance(params, Mapping):
+            self.add(f"params must be a mapping of keyword arguments, got {params!r}", "params")
+            return {}
+        return dict(params)
+
+    def args(self) -> tuple[Any, ...]:
+        args = self.raw.get("args", ())
+        return tuple(args) if isinstance(args, list | tuple) else (args,)
+
+    def sub(self, key: str, allowed: set[str]) -> dict[str, Any]:
+        return _sub_spec(self.c, self.raw.get(key), allowed, key, (*self.path, key), self.name)
+
+    def contract(self, impl: StageImpl, spec: dict[str, Any]) -> None:
+        """What the stage's code allows: its params, restarts, where it may run."""
         why = check_params(impl, spec["params"], spec["args"])
         if why:
-            c.add(why, (*path, "params"), name)
-        if on_error == "restart" and impl.role in (Role.STATEFUL, Role.SOURCE) and not impl.restartable:
+            self.add(why, "params")
+        if (
+            spec["on_error"] == "restart"
+            and impl.role in (Role.STATEFUL, Role.SOURCE)
+            and not impl.restartable
+        ):
             what = "stateful stage" if impl.role is Role.STATEFUL else "source"
-            c.add(
+            self.add(
                 f"on_error: restart needs a {what} that can rebuild its state, and "
-                f"{run} does not declare restartable = True; use fail or skip, or make it "
-                "restartable",
-                (*path, "on_error"),
-                name,
+                f"{spec['run']} does not declare restartable = True; use fail or skip, or "
+                "make it restartable",
+                "on_error",
             )
-        if kind == "async" and impl.role is Role.MASS and not impl.is_async:
-            c.add(
-                f"{run} is a plain function whose sockets.receive() would block the event loop; "
-                "make it 'async def' or use kind: process",
-                (*path, "kind"),
-                name,
+        if spec["kind"] == "async" and impl.role is Role.MASS and not impl.is_async:
+            self.add(
+                f"{spec['run']} is a plain function whose sockets.receive() would block the "
+                "event loop; make it 'async def' or use kind: process",
+                "kind",
             )
-    else:
-        spec["role"] = None  # unknown: the run problem is reported already
-        spec["is_async"] = False
-    return spec
 
 
 def _check_graph(c: _Checker, specs: list[dict[str, Any]], raw_stages: list[Any]) -> None:
@@ -366,15 +402,27 @@ def _check_graph(c: _Checker, specs: list[dict[str, Any]], raw_stages: list[Any]
     seen: set[str] = set()
     for i, s in enumerate(specs):
         if s["name"] in seen:
-            c.add("another stage has the same name; stage names must be unique", ("stages", i, "name"), s["name"])
+            c.add(
+                "another stage has the same name; stage names must be unique",
+                ("stages", i, "name"),
+                s["name"],
+            )
         seen.add(s["name"])
     for i, s in enumerate(specs):
         for target in s["next"]:
             if target not in index:
                 known = ", ".join(sorted(index))
-                c.add(f"next names '{target}', which is not a stage (stages: {known})", ("stages", i, "next"), s["name"])
+                c.add(
+                    f"next names '{target}', which is not a stage (stages: {known})",
+                    ("stages", i, "next"),
+                    s["name"],
+                )
             elif target == s["name"]:
-                c.add("next names the stage itself; a stage cannot feed itself", ("stages", i, "next"), s["name"])
+                c.add(
+                    "next names the stage itself; a stage cannot feed itself",
+                    ("stages", i, "next"),
+                    s["name"],
+                )
     fed = {t for s in specs for t in s["next"] if t in index}
     for i, s in enumerate(specs):
         role = s["role"]
@@ -394,7 +442,11 @@ def _check_graph(c: _Checker, specs: list[dict[str, Any]], raw_stages: list[Any]
                 s["name"],
             )
         if s["name"] not in fed and s["route"] != Route():
-            c.add("route has no effect on a stage nothing feeds; remove it", ("stages", i, "route"), s["name"])
+            c.add(
+                "route has no effect on a stage nothing feeds; remove it",
+                ("stages", i, "route"),
+                s["name"],
+            )
     _check_cycles(c, specs, index)
     if specs and not any(s["name"] not in fed for s in specs):
         c.add("no stage is a source: every stage is fed by another", ("stages",))
@@ -409,7 +461,7 @@ def _check_cycles(c: _Checker, specs: list[dict[str, Any]], index: dict[str, int
             if nxt not in index or nxt == name:
                 continue
             if state.get(nxt) == 1:
-                cycle = [*trail[trail.index(nxt):], nxt] if nxt in trail else [name, nxt]
+                cycle = [*trail[trail.index(nxt) :], nxt] if nxt in trail else [name, nxt]
                 c.add(f"the graph has a cycle: {' -> '.join(cycle)}", ("stages", index[nxt]), nxt)
             elif nxt not in state:
                 visit(nxt, [*trail, nxt])
@@ -482,7 +534,10 @@ def build_topology(
 
 
 def load_topology(
-    path: str | os.PathLike[str], env: Mapping[str, str] | None = None, *, check_imports: bool = True
+    path: str | os.PathLike[str],
+    env: Mapping[str, str] | None = None,
+    *,
+    check_imports: bool = True,
 ) -> Topology:
     """Read, substitute and check a topology file."""
     file = os.fspath(path)

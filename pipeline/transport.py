@@ -20,6 +20,7 @@ Layout (why it is built this way):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -67,21 +68,28 @@ def endpoint_for(transport: str, host: str, sock_dir: Path, name: str) -> str:
     return f"ipc://{sock_dir / name}"
 
 
+def _last_endpoint(sock: zmq.Socket[Any]) -> str:
+    """The address a socket actually bound (with the port the kernel chose)."""
+    value = sock.getsockopt(zmq.LAST_ENDPOINT)
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 class WorkerSockets:
     """The sockets of one worker process, on its asyncio event loop."""
 
-    def __init__(
-        self, worker_id: str, inbox_bind: str, control: str, stats: str
-    ) -> None:
+    def __init__(self, worker_id: str, inbox_bind: str, control: str, stats: str) -> None:
         self.actx = zmq.asyncio.Context()
         # Send-only sockets are plain (synchronous) sockets on the same context: a send never
         # blocks (no high-water mark, credit bounds the data) and needs no event loop.
-        self.sctx = zmq.Context.shadow(self.actx.underlying)
+        self.sctx: zmq.Context[zmq.Socket[Any]] = zmq.Context.shadow(self.actx.underlying)
         self.inbox = self.actx.socket(zmq.PULL)
         self.inbox.setsockopt(zmq.RCVHWM, 0)
         self.inbox.setsockopt(zmq.LINGER, 0)
         self.inbox.bind(inbox_bind)
-        self.endpoint: str = self.inbox.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self.endpoint = _last_endpoint(self.inbox)
+        # For taking already-queued messages without a round trip through the event loop;
+        # the next awaited receive checks the socket's state first, so no wake-up is lost.
+        self._inbox_now: zmq.Socket[Any] = zmq.Socket.shadow(self.inbox.underlying)
         self.control = self.actx.socket(zmq.DEALER)
         self.control.setsockopt(zmq.ROUTING_ID, worker_id.encode())
         self.control.setsockopt(zmq.LINGER, _LINGER_MS)
@@ -101,7 +109,7 @@ class WorkerSockets:
     def try_receive(self) -> list[zmq.Frame] | None:
         """A message already waiting on the inbox, without waiting."""
         try:
-            return self.inbox.recv_multipart(flags=zmq.NOBLOCK, copy=False).result()  # type: ignore[no-any-return]
+            return self._inbox_now.recv_multipart(flags=zmq.NOBLOCK, copy=False)
         except zmq.Again:
             return None
 
@@ -114,7 +122,7 @@ class WorkerSockets:
             sock.setsockopt(zmq.LINGER, _LINGER_MS)
             sock.connect(endpoint)
             self.peers[endpoint] = sock
-        sock.send_multipart(frames, copy=False)
+        sock.send_multipart(frames, copy=False)  # type: ignore[arg-type]
 
     def forget(self, endpoint: str) -> None:
         """Drop the connection to a worker that is gone; what is queued for it is discarded."""
@@ -131,10 +139,8 @@ class WorkerSockets:
 
     def send_stats(self, msg: Any) -> None:
         """Best effort: periodic counters are dropped rather than block the stage."""
-        try:
+        with contextlib.suppress(zmq.Again):
             self.stats.send(pack(msg), flags=zmq.NOBLOCK)
-        except zmq.Again:
-            pass
 
     def close(self) -> None:
         """Close everything, letting queued messages (final acknowledgements) go out."""
@@ -156,11 +162,11 @@ class SupervisorSockets:
         self.control.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.control.setsockopt(zmq.LINGER, 0)
         self.control.bind(control_bind)
-        self.control_endpoint: str = self.control.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self.control_endpoint = _last_endpoint(self.control)
         self.stats = self.ctx.socket(zmq.PULL)
         self.stats.setsockopt(zmq.LINGER, 0)
         self.stats.bind(stats_bind)
-        self.stats_endpoint: str = self.stats.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self.stats_endpoint = _last_endpoint(self.stats)
         self.poller = zmq.Poller()
         self.poller.register(self.control, zmq.POLLIN)
         self.poller.register(self.stats, zmq.POLLIN)
@@ -176,7 +182,9 @@ class SupervisorSockets:
             self.poller.unregister(fd)
             self._fds.discard(fd)
 
-    def poll(self, timeout_ms: int) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]], set[int]]:
+    def poll(
+        self, timeout_ms: int
+    ) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]], set[int]]:
         """Wait up to ``timeout_ms``; returns control messages ``(worker, msg)``, stats
         messages, and the watched fds that became readable."""
         events = dict(self.poller.poll(timeout_ms))
@@ -198,6 +206,15 @@ class SupervisorSockets:
                 stats.append(("", unpack(payload)))
         ready = {fd for fd in self._fds if fd in events}
         return controls, stats, ready
+
+    def receive_control(self, timeout_ms: int) -> list[tuple[str, Any]]:
+        """Control messages arriving within ``timeout_ms`` (returns at the first lull)."""
+        out: list[tuple[str, Any]] = []
+        while self.control.poll(timeout_ms, zmq.POLLIN):
+            ident, payload = self.control.recv_multipart()
+            out.append((ident.decode(), unpack(payload)))
+            timeout_ms = 50
+        return out
 
     def send(self, worker_id: str, msg: Any) -> bool:
         """Send to a worker; False if it is not connected (gone, or not started yet)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
+import functools
 import logging
 import os
 import signal
@@ -26,8 +26,6 @@ from pipeline.topology import Topology
 from pipeline.transport import WorkerSockets
 
 log = logging.getLogger("pipeline.worker")
-
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -46,16 +44,35 @@ class WorkerSpec:
     log_level: int = logging.INFO
     stats_interval: float = 0.5
     run_id: str = ""
+    supervisor_pid: int = 0
 
 
-def _die_with_parent() -> None:
-    """Have the kernel kill this process if its parent dies (Linux), so a killed supervisor
-    never leaves replicas behind."""
+SUPERVISOR_GONE = 70
+
+
+def _supervisor_gone() -> None:
+    os.write(2, b"pipeline worker: the supervisor is gone; exiting\n")
+    os._exit(SUPERVISOR_GONE)
+
+
+async def watch_supervisor(pid: int) -> None:
+    """Exit as soon as the supervisor does, even if it was killed (SIGKILL included), so no
+    replica outlives its frame. A pidfd tells at once; elsewhere poll once a second."""
+    if not pid:
+        return
+    loop = asyncio.get_running_loop()
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        _supervisor_gone()
+    except (AttributeError, OSError):
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                _supervisor_gone()
+    loop.add_reader(fd, _supervisor_gone)
 
 
 def prepare_process(title: str, log_level: int) -> None:
@@ -63,7 +80,6 @@ def prepare_process(title: str, log_level: int) -> None:
     # group, so workers ignore it and wait for the supervisor's word.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _die_with_parent()
     with contextlib.suppress(ImportError):
         from setproctitle import setproctitle  # noqa: PLC0415
 
@@ -127,6 +143,7 @@ class Worker:
             asyncio.create_task(self._inbox_loop(), name="inbox"),
             asyncio.create_task(self._control_loop(), name="control"),
             asyncio.create_task(self._stats_loop(), name="stats"),
+            asyncio.create_task(watch_supervisor(spec.supervisor_pid), name="watch"),
         ]
         try:
             for index, rid in spec.replicas:
@@ -168,7 +185,7 @@ class Worker:
         )
         task = asyncio.create_task(replica.run(), name=replica.name)
         self.tasks[rid] = task
-        task.add_done_callback(lambda t, rid=rid: self._replica_done(rid, t))
+        task.add_done_callback(functools.partial(self._replica_done, rid))
 
     def _replica_done(self, rid: int, task: asyncio.Task[None]) -> None:
         if task.cancelled():
@@ -184,13 +201,16 @@ class Worker:
 
     def _check_exit(self) -> None:
         if all(t.done() for t in self.tasks.values()) and (
-            self.spec.topology.stage(self.spec.stage).kind == "process"
-            or not self.failed
+            self.spec.topology.stage(self.spec.stage).kind == "process" or not self.failed
         ):
             self._exit.set()
 
     async def _inbox_loop(self) -> None:
-        receive, try_receive, dispatch = self.sockets.receive, self.sockets.try_receive, self._dispatch
+        receive, try_receive, dispatch = (
+            self.sockets.receive,
+            self.sockets.try_receive,
+            self._dispatch,
+        )
         while True:
             dispatch(await receive())
             for _ in range(256):  # take what is already here without going back to the loop

@@ -117,7 +117,7 @@ class _Walker:
             )
         tag = node.tag
         if node.style is None:  # plain scalar: type it after substitution
-            tag = self.loader.resolve(yaml.ScalarNode, value, (True, False))
+            tag = self.loader.resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
         return self.loader.construct_object(
             yaml.ScalarNode(tag, value, node.start_mark, node.end_mark, node.style)
         )

@@ -23,8 +23,8 @@ def expand(paths: str | list[str]) -> list[Path]:
     """Every file named by ``paths`` (globs allowed), sorted, each once."""
     patterns = [paths] if isinstance(paths, str) else list(paths)
     found: dict[str, None] = {}
-    for pattern in patterns:
-        pattern = os.path.expanduser(pattern)
+    for given in patterns:
+        pattern = os.path.expanduser(given)
         matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
         matches = [m for m in matches if not os.path.isdir(m)]
         if not matches or not os.path.exists(matches[0]):
@@ -46,10 +46,13 @@ def _lines(ctx: Context, path: Path, encoding: str) -> Iterator[tuple[int, str]]
     n = 0
     try:
         with open_text(path, encoding) as f:
-            for n, line in enumerate(f, 1):  # noqa: B007 - n is reported on error
+            for n, line in enumerate(f, 1):
                 yield n, line.rstrip("\r\n")
     except UnicodeDecodeError as exc:
-        ctx.input_incomplete(str(path), f"line {n + 1} is not valid {encoding} ({exc.reason}); the rest of the file was skipped")
+        ctx.input_incomplete(
+            str(path),
+            f"line {n + 1} is not valid {encoding} ({exc.reason}); skipped the rest of the file",
+        )
     except (EOFError, gzip.BadGzipFile, OSError) as exc:
         ctx.input_incomplete(str(path), f"read {n} lines, then: {exc}")
 
@@ -67,9 +70,7 @@ def read_lines(
             yield {"file": name, "line": n, "text": text}
 
 
-def read_jsonl(
-    ctx: Context, paths: str | list[str], encoding: str = "utf-8"
-) -> Iterator[Any]:
+def read_jsonl(ctx: Context, paths: str | list[str], encoding: str = "utf-8") -> Iterator[Any]:
     """One item per line of JSON-lines files; blank lines are skipped, bad ones reported."""
     files = expand(paths)
     decode = json.JSONDecoder().decode

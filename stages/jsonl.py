@@ -37,13 +37,17 @@ class WriteJsonLines:
     def process_batch(self, items: list[Any], ctx: Context) -> None:
         assert self.file is not None
         dumps = json.dumps
-        out = []
+        out: list[str] = []
         for item in items:
             if isinstance(item, Columns):
                 names = item.names
                 cols = [item[n].tolist() for n in names]
                 out.extend(
-                    dumps(dict(zip(names, row, strict=True)), default=to_json_value, sort_keys=self.sort_keys)
+                    dumps(
+                        dict(zip(names, row, strict=True)),
+                        default=to_json_value,
+                        sort_keys=self.sort_keys,
+                    )
                     for row in zip(*cols, strict=True)
                 )
             else:

@@ -7,7 +7,23 @@ import random
 from pathlib import Path
 from typing import Any
 
-_SYLLABLES = ["ka", "ri", "to", "ne", "su", "lo", "ma", "pe", "di", "vu", "sha", "gro", "tin", "el", "or"]
+_SYLLABLES = [
+    "ka",
+    "ri",
+    "to",
+    "ne",
+    "su",
+    "lo",
+    "ma",
+    "pe",
+    "di",
+    "vu",
+    "sha",
+    "gro",
+    "tin",
+    "el",
+    "or",
+]
 
 
 def vocabulary(size: int, rng: random.Random) -> list[str]:
