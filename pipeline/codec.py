@@ -80,7 +80,7 @@ class Codec:
         self._encoder = msgspec.msgpack.Encoder(enc_hook=self._enc_hook)
         self._decoder = msgspec.msgpack.Decoder(ext_hook=self._ext_hook)
 
-    def encode(self, items: list[Any]) -> list[Buffer]:
+    def encode(self, items: Sequence[Any]) -> list[Buffer]:
         """``[body, *buffers]`` for a list of items."""
         out: list[Buffer] = []
         self._out = out

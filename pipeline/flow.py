@@ -131,6 +131,8 @@ class OutEdge:
         self.window = window
         self.batch_size = batch_size
         self.batch_bytes = batch_bytes
+        #: items per batch of plain records, learnt from their encoded size
+        self.plain_size = batch_size
         self.peers: dict[int, Peer] = {}  # by replica index
         self.by_rid: dict[int, Peer] = {}
         self.owners = np.zeros(route.partitions, dtype=np.intp)
@@ -143,8 +145,13 @@ class OutEdge:
         self.counters = EdgeCounters()
 
     # -- producing ----------------------------------------------------------------------
-    def add(self, items: Sequence[Any], parents: list[InBatch], codec: Codec) -> None:
-        """Encode ``items`` into batches for this edge; each holds a reference on ``parents``."""
+    def add(
+        self, items: Sequence[Any], parents: list[InBatch], codec: Codec, plain: bool = False
+    ) -> None:
+        """Encode ``items`` into batches for this edge; each holds a reference on ``parents``.
+        ``plain`` says no item is an array or ``Columns`` (one record each, no buffers): such
+        batches are cut by count, a count that adapts so the encoded batch stays near
+        ``batch_bytes`` however large the records are."""
         if self.route.kind == KEY:
             assert self.route.field is not None
             groups: Iterable[tuple[int | None, Sequence[Any]]] = split_by_owner(
@@ -153,14 +160,28 @@ class OutEdge:
         else:
             groups = [(None, items)]
         for index, group in groups:
-            for chunk in cut(group, self.batch_size, self.batch_bytes):
+            chunks: list[Sequence[Any]]
+            if plain:
+                size = self.plain_size
+                chunks = [group[i : i + size] for i in range(0, len(group), size)]
+            else:
+                chunks = cut(group, self.batch_size, self.batch_bytes)
+            for chunk in chunks:
                 frames = codec.encode(chunk)
-                records = sum(item_records(i) for i in chunk)
+                if plain:
+                    records = len(chunk)
+                    self._learn_size(len(frames[0]), records)
+                else:
+                    records = sum(item_records(i) for i in chunk)
                 if self.route.kind == BROADCAST:
                     for idx in self.indexes:
                         self._push(OutBatch(self._next_seq(), frames, records, idx, parents))
                 else:
                     self._push(OutBatch(self._next_seq(), frames, records, index, parents))
+
+    def _learn_size(self, nbytes: int, records: int) -> None:
+        per_record = max(1.0, nbytes / max(records, 1))
+        self.plain_size = max(1, min(self.batch_size, int(self.batch_bytes / per_record)))
 
     def _next_seq(self) -> int:
         self._seq += 1

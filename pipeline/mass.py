@@ -105,7 +105,7 @@ class _Core:
         r = self._r
         r._flush_buffers(force=True)
         await r._send_all()
-        await asyncio.sleep(0)
+        await r.breathe()
 
     async def _failed(self, exc: Exception) -> None:
         """The stage function raised: its current batch is dead-lettered or fatal."""

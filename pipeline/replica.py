@@ -40,6 +40,9 @@ log = logging.getLogger("pipeline.replica")
 
 T = TypeVar("T")
 
+#: a busy replica lets the event loop run other tasks at least this often (seconds)
+_YIELD_EVERY = 0.01
+
 
 class Host(Protocol):
     """What a replica needs from the worker process that runs it."""
@@ -49,6 +52,7 @@ class Host(Protocol):
     dead_letters: Path
 
     def send(self, endpoint: str, frames: list[Buffer]) -> None: ...
+    def poll(self) -> None: ...
     def use(self, endpoint: str) -> None: ...
     def release(self, endpoint: str) -> None: ...
     async def report(self, msg: dict[str, Any]) -> None: ...
@@ -64,9 +68,14 @@ class ReplicaFailure(Exception):
         super().__init__(str(exc))
 
 
+_BUFFERED = frozenset((Columns, np.ndarray))
+
+
 def measure(items: list[Any]) -> tuple[int, int]:
     """Records and buffer bytes of a list of items."""
     n = len(items)
+    if _BUFFERED.isdisjoint(map(type, items)):  # the common case, scanned in C
+        return n, 0
     nbytes = 0
     for o in items:
         t = type(o)
@@ -129,12 +138,14 @@ class Replica:
         self._acks: dict[int, list[tuple[int, int]]] = {}
         self._buf: dict[str, list[Any]] = {t: [] for t in spec.next}
         self._buf_bytes: dict[str, int] = dict.fromkeys(spec.next, 0)
+        self._buf_records: dict[str, int] = dict.fromkeys(spec.next, 0)
         self._buf_parents: dict[str, list[InBatch]] = {t: [] for t in spec.next}
         self.wake = asyncio.Event()
         self.processing: InBatch | None = None
         self.stopping = False
         self.code = StageCode(self.impl, spec.params, self.ctx)
         self._leftover: list[Any] = []
+        self._last_yield = time.monotonic()
         self._impl_file = inspect.getsourcefile(self.impl.obj) if self._has_source() else None
         self.finished = asyncio.Event()
         #: set by the first membership message: routes (owner tables) are known from then on
@@ -249,12 +260,20 @@ class Replica:
             self.c.in_by_stage[stage] = self.c.in_by_stage.get(stage, 0) + b.records
         self._acks.setdefault(b.src, []).append((b.seq, b.status))
 
-    def _flush_acks(self) -> None:
-        for src, acks in self._acks.items():
+    def _flush_acks(self, busy: bool = False) -> None:
+        """Send pending acknowledgements. While ``busy`` with queued input, a sender's are
+        held until a quarter of its credit has gathered (fewer, larger messages); they all
+        go before this replica waits for anything."""
+        if busy:
+            least = max(1, self.spec.flow.credit // 4)
+            ready = [src for src, acks in self._acks.items() if len(acks) >= least]
+        else:
+            ready = list(self._acks)
+        for src in ready:
+            acks = self._acks.pop(src)
             peer = self.up.get(src)
             if peer is not None:
                 self.host.send(peer[1], ack_frames(self.rid, src, acks))
-        self._acks.clear()
 
     def _emit(
         self, outputs: list[Any], parent: InBatch | None, edges: list[str] | None = None
@@ -268,6 +287,7 @@ class Replica:
         for t in self.edges if edges is None else edges:
             self._buf[t].extend(outputs)
             self._buf_bytes[t] += nbytes
+            self._buf_records[t] += n
             if parent is not None:
                 parent.refs += 1
                 self._buf_parents[t].append(parent)
@@ -279,9 +299,11 @@ class Replica:
             if not buf or not (force or len(buf) >= size or self._buf_bytes[t] >= max_bytes):
                 continue
             parents = self._buf_parents[t]
-            edge.add(buf, parents, self.host.codec)
+            plain = self._buf_bytes[t] == 0 and self._buf_records[t] == len(buf)
+            edge.add(buf, parents, self.host.codec, plain)
             self._buf[t] = []
             self._buf_bytes[t] = 0
+            self._buf_records[t] = 0
             self._buf_parents[t] = []
             for p in parents:
                 p.refs -= 1
@@ -299,6 +321,15 @@ class Replica:
 
     def _idle(self) -> bool:
         return all(e.idle for e in self.edges.values()) and not any(self._buf.values())
+
+    async def breathe(self) -> None:
+        """Between batches: take in what arrived (acknowledgements, credit, data) at once,
+        and now and then let the event loop run other tasks (control, stats, siblings)."""
+        self.host.poll()
+        now = time.monotonic()
+        if now - self._last_yield >= _YIELD_EVERY:
+            self._last_yield = now
+            await asyncio.sleep(0)
 
     async def _wait(self) -> None:
         await self.wake.wait()
@@ -410,7 +441,7 @@ class Replica:
                     await self._source_emit(batch)
                     self._leftover = batch = []
                     nbytes = 0
-                await asyncio.sleep(0)
+                await self.breathe()
                 started = clock()
                 continue
             t = type(item)
@@ -420,7 +451,14 @@ class Replica:
                 batch.append(item)
                 if t is Columns or t is np.ndarray:
                     nbytes += item.nbytes
-            if len(batch) >= size or nbytes >= max_bytes or clock() - started >= linger:
+            n = len(batch)
+            # the clock is read for every item of a small batch (a slow source), and then
+            # every 64th (a fast one reaches its size long before the linger)
+            if (
+                n >= size
+                or nbytes >= max_bytes
+                or ((n < 64 or not n & 63) and clock() - started >= linger)
+            ):
                 self.c.busy += clock() - started
                 await self._source_emit(batch)
                 self._leftover = batch = []
@@ -432,7 +470,7 @@ class Replica:
         self._emit(batch, None)
         self._flush_buffers(force=True)
         await self._send_all()
-        await asyncio.sleep(0)  # let acknowledgements and control messages in
+        await self.breathe()
 
     async def _run_fed(self) -> None:
         while True:
@@ -443,8 +481,8 @@ class Replica:
                 await self._process(b)
                 self._flush_buffers(force=not self.inq)
                 self._pump()
-                self._flush_acks()
-                await asyncio.sleep(0)
+                self._flush_acks(busy=bool(self.inq))
+                await self.breathe()
                 continue
             if self.ended >= self.upstream_stages:
                 return

@@ -48,7 +48,7 @@ class MemorySockets:
 
 
 class AsyncMemorySockets(MemorySockets):
-    async def receive(self) -> Any:  # type: ignore[override]
+    async def receive(self) -> Any:
         return MemorySockets.receive(self)
 
     async def send(self, obj: Any, stage: str | None = None) -> None:  # type: ignore[override]

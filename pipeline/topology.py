@@ -91,8 +91,8 @@ class BatchSpec:
     """How items are grouped into transport batches on a stage's outputs."""
 
     #: items per batch at most
-    size: int = 1000
-    #: cut a batch once its numpy buffers reach this many bytes
+    size: int = 4096
+    #: bytes per batch, about: numpy buffers, or the encoded size of plain records
     bytes: int = 1 << 20
     #: seconds a partial batch of a source may wait for more items
     linger: float = 0.05
@@ -103,9 +103,9 @@ class FlowSpec:
     """Backpressure: bounds on batches in flight."""
 
     #: batches one replica of this stage accepts ahead from each sending replica
-    credit: int = 4
+    credit: int = 16
     #: batches one replica of this stage may have unacknowledged on one outgoing edge
-    window: int = 16
+    window: int = 64
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ class StageSpec:
     max_restarts: int = 5
     batch: BatchSpec = field(default_factory=BatchSpec)
     flow: FlowSpec = field(default_factory=FlowSpec)
-    line: int | None = None
+    line: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

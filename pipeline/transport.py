@@ -20,15 +20,17 @@ Layout (why it is built this way):
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import zmq
 import zmq.asyncio
 
@@ -38,6 +40,8 @@ from pipeline.codec import Buffer, pack, unpack
 _IPC_MAX = 100
 #: how long closing sockets may take to flush the last messages (ms)
 _LINGER_MS = 2000
+#: buffers at least this large are sent without copying
+_ZERO_COPY_MIN = 1 << 16
 
 
 def socket_dir(run_dir: Path) -> Path:
@@ -82,14 +86,16 @@ class WorkerSockets:
         # Send-only sockets are plain (synchronous) sockets on the same context: a send never
         # blocks (no high-water mark, credit bounds the data) and needs no event loop.
         self.sctx: zmq.Context[zmq.Socket[Any]] = zmq.Context.shadow(self.actx.underlying)
-        self.inbox = self.actx.socket(zmq.PULL)
+        # The inbox is read without per-message futures: the event loop watches its file
+        # descriptor, and the replicas drain it directly between batches (``drain_inbox``).
+        self.inbox = self.sctx.socket(zmq.PULL)
         self.inbox.setsockopt(zmq.RCVHWM, 0)
         self.inbox.setsockopt(zmq.LINGER, 0)
         self.inbox.bind(inbox_bind)
         self.endpoint = _last_endpoint(self.inbox)
-        # For taking already-queued messages without a round trip through the event loop;
-        # the next awaited receive checks the socket's state first, so no wake-up is lost.
-        self._inbox_now: zmq.Socket[Any] = zmq.Socket.shadow(self.inbox.underlying)
+        self._inbox_fd = int(self.inbox.getsockopt(zmq.FD))
+        self._dispatch: Callable[[list[zmq.Frame]], None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.control = self.actx.socket(zmq.DEALER)
         self.control.setsockopt(zmq.ROUTING_ID, worker_id.encode())
         self.control.setsockopt(zmq.LINGER, _LINGER_MS)
@@ -101,17 +107,21 @@ class WorkerSockets:
         self.stats.connect(stats)
         self.peers: dict[str, zmq.Socket[Any]] = {}
 
-    async def receive(self) -> list[zmq.Frame]:
-        """The next message on the inbox, as frames sharing the received memory."""
-        frames: list[zmq.Frame] = await self.inbox.recv_multipart(copy=False)
-        return frames
+    def watch_inbox(self, dispatch: Callable[[list[zmq.Frame]], None]) -> None:
+        """Hand every inbox message to ``dispatch`` (frames share the received memory)."""
+        self._dispatch = dispatch
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self._inbox_fd, self.drain_inbox)
+        self.drain_inbox()
 
-    def try_receive(self) -> list[zmq.Frame] | None:
-        """A message already waiting on the inbox, without waiting."""
-        try:
-            return self._inbox_now.recv_multipart(flags=zmq.NOBLOCK, copy=False)
-        except zmq.Again:
-            return None
+    def drain_inbox(self) -> None:
+        """Dispatch every message already received. The descriptor only signals changes,
+        so it must be drained to empty each time; a new arrival signals it again."""
+        sock, dispatch = self.inbox, self._dispatch
+        assert dispatch is not None
+        # asking first is much cheaper than the exception of an empty non-blocking receive
+        while int(sock.get(zmq.EVENTS)) & zmq.POLLIN:
+            dispatch(sock.recv_multipart(zmq.NOBLOCK, copy=False))
 
     def send(self, endpoint: str, frames: Sequence[Buffer]) -> None:
         """Send to the worker whose inbox is ``endpoint`` (connecting on first use)."""
@@ -122,7 +132,12 @@ class WorkerSockets:
             sock.setsockopt(zmq.LINGER, _LINGER_MS)
             sock.connect(endpoint)
             self.peers[endpoint] = sock
-        sock.send_multipart(frames, copy=False)  # type: ignore[arg-type]
+        last = len(frames) - 1
+        for i, frame in enumerate(frames):
+            # Only numpy buffers go without copying: for encoded bodies a copy is cheaper
+            # than handing the buffer's release to pyzmq's garbage-collector thread.
+            zero_copy = type(frame) is np.ndarray and frame.nbytes >= _ZERO_COPY_MIN
+            sock.send(frame, zmq.SNDMORE if i < last else 0, copy=not zero_copy)  # type: ignore[arg-type]
 
     def forget(self, endpoint: str) -> None:
         """Drop the connection to a worker that is gone; what is queued for it is discarded."""
@@ -144,6 +159,8 @@ class WorkerSockets:
 
     def close(self) -> None:
         """Close everything, letting queued messages (final acknowledgements) go out."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(self._inbox_fd)
         self.inbox.close(linger=0)
         for sock in self.peers.values():
             sock.close()

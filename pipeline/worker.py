@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import os
 import signal
@@ -96,6 +97,11 @@ def worker_main(spec: WorkerSpec) -> None:
     prepare_process(spec.title, spec.log_level)
     import uvloop  # noqa: PLC0415
 
+    # Batches create and drop many small objects; the default thresholds would run the
+    # cyclic collector every few hundred allocations, re-scanning everything in flight.
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 50)
+
     code = uvloop.run(Worker(spec).main())
     sys.stdout.flush()
     sys.stderr.flush()
@@ -139,8 +145,8 @@ class Worker:
     async def main(self) -> int:
         spec = self.spec
         self.sockets = WorkerSockets(spec.worker_id, spec.inbox, spec.control, spec.stats)
+        self.sockets.watch_inbox(self._dispatch)
         services = [
-            asyncio.create_task(self._inbox_loop(), name="inbox"),
             asyncio.create_task(self._control_loop(), name="control"),
             asyncio.create_task(self._stats_loop(), name="stats"),
             asyncio.create_task(watch_supervisor(spec.supervisor_pid), name="watch"),
@@ -205,19 +211,9 @@ class Worker:
         ):
             self._exit.set()
 
-    async def _inbox_loop(self) -> None:
-        receive, try_receive, dispatch = (
-            self.sockets.receive,
-            self.sockets.try_receive,
-            self._dispatch,
-        )
-        while True:
-            dispatch(await receive())
-            for _ in range(256):  # take what is already here without going back to the loop
-                frames = try_receive()
-                if frames is None:
-                    break
-                dispatch(frames)
+    def poll(self) -> None:
+        """Take in what has arrived, without waiting (called by replicas between batches)."""
+        self.sockets.drain_inbox()
 
     def _dispatch(self, frames: list[Any]) -> None:
         head = unpack(frames[0].buffer)

@@ -35,24 +35,26 @@ def expand(paths: str | list[str]) -> list[Path]:
     return [Path(p) for p in found]
 
 
-def open_text(path: Path, encoding: str) -> IO[str]:
+def open_binary(path: Path) -> IO[bytes]:
     if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding=encoding, newline="")
-    return path.open(encoding=encoding, newline="")
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return path.open("rb")
 
 
 def _lines(ctx: Context, path: Path, encoding: str) -> Iterator[tuple[int, str]]:
-    """Numbered lines without their line ending; unreadable input is reported."""
+    """Numbered lines without their line ending. A line that does not decode is reported
+    (file and line) and skipped; a file that cannot be read to its end is reported with how
+    far it got."""
     n = 0
     try:
-        with open_text(path, encoding) as f:
-            for n, line in enumerate(f, 1):
-                yield n, line.rstrip("\r\n")
-    except UnicodeDecodeError as exc:
-        ctx.input_incomplete(
-            str(path),
-            f"line {n + 1} is not valid {encoding} ({exc.reason}); skipped the rest of the file",
-        )
+        with open_binary(path) as f:
+            for n, raw in enumerate(f, 1):
+                try:
+                    yield n, raw.decode(encoding).rstrip("\r\n")
+                except UnicodeDecodeError as exc:
+                    ctx.input_incomplete(
+                        f"{path}:{n}", f"not valid {encoding} ({exc.reason}); line skipped"
+                    )
     except (EOFError, gzip.BadGzipFile, OSError) as exc:
         ctx.input_incomplete(str(path), f"read {n} lines, then: {exc}")
 

@@ -1,0 +1,23 @@
+"""``python -m bench NAME``: run one benchmark (``python -m bench --help`` lists them)."""
+
+from __future__ import annotations
+
+import sys
+
+BENCHMARKS = {
+    "transport": ("bench.transport", "the engine against multiprocessing.Queue graphs"),
+}
+
+
+def main() -> int:
+    if len(sys.argv) < 2 or sys.argv[1] not in BENCHMARKS:
+        print("usage: python -m bench NAME [--help]\n\nbenchmarks:")
+        for name, (_, what) in BENCHMARKS.items():
+            print(f"  {name:<10} {what}")
+        return 0 if len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help") else 2
+    module = __import__(BENCHMARKS[sys.argv[1]][0], fromlist=["main"])
+    return int(module.main(sys.argv[2:]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
