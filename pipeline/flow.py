@@ -160,7 +160,7 @@ class OutEdge:
         else:
             groups = [(None, items)]
         for index, group in groups:
-            chunks: list[Sequence[Any]]
+            chunks: Sequence[Sequence[Any]]
             if plain:
                 size = self.plain_size
                 chunks = [group[i : i + size] for i in range(0, len(group), size)]
