@@ -136,7 +136,9 @@ class Total:
         s[1] += 1
 
     def finish(self, ctx: Context) -> list[dict[str, Any]]:
-        return [{"k": k, "sum": s, "n": n, "replica": ctx.replica} for k, (s, n) in self.sums.items()]
+        return [
+            {"k": k, "sum": s, "n": n, "replica": ctx.replica} for k, (s, n) in self.sums.items()
+        ]
 
 
 class NotRestartable:

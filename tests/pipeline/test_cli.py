@@ -72,10 +72,19 @@ def test_unreadable_input_exits_3_with_reports_written(tmp_path: Path) -> None:
     (data / "good.txt").write_text("alpha beta\n")
     (data / "bad.txt").write_bytes(b"gamma\n\xff\xfe broken\ndelta\n")
     out = tmp_path / "counts.jsonl"
-    proc = cli("run", str(REPO / "topology.yaml"), "-e", f"INPUT={data}/*.txt", "-e", f"OUTPUT={out}",
-               cwd=tmp_path)
+    proc = cli(
+        "run",
+        str(REPO / "topology.yaml"),
+        "-e",
+        f"INPUT={data}/*.txt",
+        "-e",
+        f"OUTPUT={out}",
+        cwd=tmp_path,
+    )
     assert proc.returncode == ExitCode.INCOMPLETE_INPUT, proc.stderr
-    assert re.search(r"incomplete input: .*bad.txt:2: not valid utf-8 .*; line skipped", proc.stderr)
+    assert re.search(
+        r"incomplete input: .*bad.txt:2: not valid utf-8 .*; line skipped", proc.stderr
+    )
     counts = {json.loads(x)["word"]: json.loads(x)["count"] for x in out.read_text().splitlines()}
     assert counts == {"alpha": 1, "beta": 1, "gamma": 1, "delta": 1}
 

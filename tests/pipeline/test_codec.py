@@ -40,7 +40,9 @@ def test_received_arrays_are_read_only_views() -> None:
 
 
 def test_columns_roundtrip_with_object_column() -> None:
-    c = Columns(i=np.arange(3), name=np.array(["a", "bb", None], dtype=object), f=np.ones(3, np.float32))
+    c = Columns(
+        i=np.arange(3), name=np.array(["a", "bb", None], dtype=object), f=np.ones(3, np.float32)
+    )
     (out,) = roundtrip([c])
     assert isinstance(out, Columns) and out == c
     assert item_records(out) == 3

@@ -50,5 +50,7 @@ def test_stages_and_the_stage_api_never_import_zmq() -> None:
         "import sys, pipeline, pipeline.testing, stages.files, stages.basic, stages.jsonl, "
         "stages.text; print('zmq' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "False"

@@ -54,7 +54,9 @@ def test_fail_stops_the_run_naming_stage_replica_and_line(run_dir: Path, tmp_pat
     assert not pipeline_processes("failing")
 
 
-def test_skip_writes_the_failing_batch_to_dead_letters_and_goes_on(run_dir: Path, tmp_path: Path) -> None:
+def test_skip_writes_the_failing_batch_to_dead_letters_and_goes_on(
+    run_dir: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     report = run_topology(graph(out, "tests.stagelib:fail_on", "{value: 13}", "skip"), run_dir)
     assert report.exit_code == ExitCode.OK, report.errors
@@ -87,7 +89,9 @@ def test_restart_dead_letters_a_batch_that_fails_again(run_dir: Path, tmp_path: 
     out = tmp_path / "out"
     report = run_topology(graph(out, "tests.stagelib:fail_on", "{value: 42}", "restart"), run_dir)
     assert report.exit_code == ExitCode.OK, report.errors
-    assert sorted(r["i"] for r in read_collected(out)) == [i for i in range(100) if not 40 <= i < 50]
+    assert sorted(r["i"] for r in read_collected(out)) == [
+        i for i in range(100) if not 40 <= i < 50
+    ]
     (path,) = report.dead_letters
     (entry,) = deadletter.read(path)
     assert entry["attempt"] == 1 and [x["i"] for x in entry["items"]] == list(range(40, 50))
@@ -188,7 +192,9 @@ stages:
 def test_sigterm_drains_an_unbounded_run_and_exits_0(run_dir: Path, tmp_path: Path) -> None:
     topo = tmp_path / "t.yaml"
     out = tmp_path / "out"
-    topo.write_text(UNBOUNDED.format(name="drainme", run_dir=run_dir, drain=30, mid="double", out=out))
+    topo.write_text(
+        UNBOUNDED.format(name="drainme", run_dir=run_dir, drain=30, mid="double", out=out)
+    )
     proc = _start_cli(topo, tmp_path)
     _wait_for(lambda: len(pipeline_processes("drainme")) == 4)
     time.sleep(1.0)
@@ -207,7 +213,9 @@ def test_sigterm_drains_an_unbounded_run_and_exits_0(run_dir: Path, tmp_path: Pa
 
 def test_a_second_signal_stops_at_once(run_dir: Path, tmp_path: Path) -> None:
     topo = tmp_path / "t.yaml"
-    topo.write_text(UNBOUNDED.format(name="stubborn", run_dir=run_dir, drain=60, mid="hold", out=tmp_path))
+    topo.write_text(
+        UNBOUNDED.format(name="stubborn", run_dir=run_dir, drain=60, mid="hold", out=tmp_path)
+    )
     proc = _start_cli(topo, tmp_path)
     _wait_for(lambda: len(pipeline_processes("stubborn")) == 4)
     time.sleep(0.5)
@@ -225,7 +233,9 @@ def test_a_second_signal_stops_at_once(run_dir: Path, tmp_path: Path) -> None:
 
 def test_the_next_start_cleans_up_after_a_killed_supervisor(run_dir: Path, tmp_path: Path) -> None:
     topo = tmp_path / "t.yaml"
-    topo.write_text(UNBOUNDED.format(name="orphan", run_dir=run_dir, drain=5, mid="double", out=tmp_path))
+    topo.write_text(
+        UNBOUNDED.format(name="orphan", run_dir=run_dir, drain=5, mid="double", out=tmp_path)
+    )
     proc = _start_cli(topo, tmp_path)
     _wait_for(lambda: len(pipeline_processes("orphan")) == 4)
     sockets = json.loads((run_dir / "frame.json").read_text())["sockets"]
@@ -244,7 +254,9 @@ def test_the_next_start_cleans_up_after_a_killed_supervisor(run_dir: Path, tmp_p
 
 def test_a_second_frame_on_the_same_run_dir_is_refused(run_dir: Path, tmp_path: Path) -> None:
     topo = tmp_path / "t.yaml"
-    topo.write_text(UNBOUNDED.format(name="first", run_dir=run_dir, drain=5, mid="double", out=tmp_path))
+    topo.write_text(
+        UNBOUNDED.format(name="first", run_dir=run_dir, drain=5, mid="double", out=tmp_path)
+    )
     proc = _start_cli(topo, tmp_path)
     try:
         _wait_for(lambda: len(pipeline_processes("first")) == 4)

@@ -55,7 +55,7 @@ def test_ack_releases_parents_only_when_every_output_is_delivered() -> None:
     parent = InBatch(src=9, seq=1, attempt=0, records=5, frames=[])
     e.add([{"i": i} for i in range(20)], [parent], Codec())
     parent.refs -= 1  # processing done
-    (p1, b1), (p2, b2) = e.sendable()
+    (_, b1), (_, b2) = e.sendable()
     assert e.on_ack(101, b1.seq, ACK_OK) == []
     assert e.on_ack(101, b2.seq, ACK_DEAD) == [parent]
     assert e.counters.records_acked == 10 and e.counters.records_dead == 10

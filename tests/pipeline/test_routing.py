@@ -39,15 +39,14 @@ def test_vectorised_partitions_match_single_keys(keys: np.ndarray) -> None:  # t
 
 def test_hash_is_stable_across_processes() -> None:
     keys = [1, -5, "word", b"word", 2.5, ("a", 1)]
-    script = (
-        "from pipeline.routing import key_hash; "
-        f"print([key_hash(k) for k in {keys!r}])"
-    )
+    script = f"from pipeline.routing import key_hash; print([key_hash(k) for k in {keys!r}])"
     seen = {
         subprocess.run(
             [sys.executable, "-c", script],
             env={**os.environ, "PYTHONHASHSEED": seed},
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         for seed in ("1", "2", "random")
     }

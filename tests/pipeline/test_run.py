@@ -266,7 +266,7 @@ def test_end_of_stream_waits_for_every_upstream_replica(run_dir: Path, tmp_path:
             params: {{folder: "{out}"}}
         """,
         run_dir,
-        )
+    )
     assert report.ok, report.errors
     rows = read_collected(out)
     assert sum(r["n"] for r in rows) == 410

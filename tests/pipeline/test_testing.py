@@ -10,7 +10,10 @@ from tests import stagelib
 
 def test_sources_transforms_and_stateful_stages() -> None:
     assert run_stage(stagelib.count_to, params={"n": 3}) == [{"i": 0}, {"i": 1}, {"i": 2}]
-    assert run_stage(stagelib.explode, [{"i": 1}], params={"n": 2}) == [{"i": 1, "j": 0}, {"i": 1, "j": 1}]
+    assert run_stage(stagelib.explode, [{"i": 1}], params={"n": 2}) == [
+        {"i": 1, "j": 0},
+        {"i": 1, "j": 1},
+    ]
     assert run_stage(stagelib.keep_even, [{"i": 1}, {"i": 2}]) == [{"i": 2}]
     out = run_stage(stagelib.Total, [{"k": 1, "i": 5}, {"k": 1, "i": 6}])
     assert out == [{"k": 1, "sum": 11, "n": 2, "replica": 0}]

@@ -171,7 +171,9 @@ def test_next_to_itself(tmp_path: Path) -> None:
 
 
 def test_cycle(tmp_path: Path) -> None:
-    text = GOOD.replace("    params: {folder: /tmp/x}\n", "    params: {folder: /tmp/x}\n    next: mid\n")
+    text = GOOD.replace(
+        "    params: {folder: /tmp/x}\n", "    params: {folder: /tmp/x}\n    next: mid\n"
+    )
     text = text.replace("tests.stagelib:Collect", "tests.stagelib:double")
     msgs = problems(tmp_path, text)
     assert any("cycle: " in m and "mid -> sink -> mid" in m for m in msgs), msgs
@@ -196,7 +198,9 @@ def test_a_source_that_is_fed(tmp_path: Path) -> None:
 
 
 def test_restart_refused_for_stateful_stage_that_cannot_rebuild(tmp_path: Path) -> None:
-    text = GOOD.replace("    params: {folder: /tmp/x}\n", "    params: {folder: /tmp/x}\n    on_error: restart\n")
+    text = GOOD.replace(
+        "    params: {folder: /tmp/x}\n", "    params: {folder: /tmp/x}\n    on_error: restart\n"
+    )
     msg = one(tmp_path, text)
     assert "on_error: restart needs a stateful stage that can rebuild its state" in msg
 
@@ -225,7 +229,9 @@ def test_missing_required_param(tmp_path: Path) -> None:
 
 
 def test_invalid_kind_and_policy(tmp_path: Path) -> None:
-    text = GOOD.replace("    replicas: 2\n", "    replicas: 2\n    kind: thread\n    on_error: ignore\n")
+    text = GOOD.replace(
+        "    replicas: 2\n", "    replicas: 2\n    kind: thread\n    on_error: ignore\n"
+    )
     msgs = problems(tmp_path, text)
     assert any("kind must be one of process, async" in m for m in msgs)
     assert any("on_error must be one of fail, restart, skip" in m for m in msgs)
@@ -238,7 +244,13 @@ def test_sync_mass_stage_cannot_be_async(tmp_path: Path) -> None:
 
 
 def test_route_forms(tmp_path: Path) -> None:
-    for route, ok in [("broadcast", True), ("round-robin", True), ("{key: k}", True), ("random", False), ("{key: ''}", False)]:
+    for route, ok in [
+        ("broadcast", True),
+        ("round-robin", True),
+        ("{key: k}", True),
+        ("random", False),
+        ("{key: ''}", False),
+    ]:
         text = GOOD.replace("    replicas: 2\n", f"    replicas: 2\n    route: {route}\n")
         path = tmp_path / "t.yaml"
         path.write_text(text)
@@ -247,7 +259,9 @@ def test_route_forms(tmp_path: Path) -> None:
         else:
             with pytest.raises(TopologyError):
                 load_topology(path, {})
-    text = GOOD.replace("    replicas: 2\n", "    replicas: 2\n    route: {key: k, partitions: 16}\n")
+    text = GOOD.replace(
+        "    replicas: 2\n", "    replicas: 2\n    route: {key: k, partitions: 16}\n"
+    )
     path.write_text(text)
     route = load_topology(path, {}).stage("mid").route
     assert route.kind == KEY and route.field == "k" and route.partitions == 16
@@ -263,7 +277,10 @@ def test_transport_must_be_known(tmp_path: Path) -> None:
 
 
 def test_batch_and_backpressure_values(tmp_path: Path) -> None:
-    text = GOOD.replace("    replicas: 2\n", "    replicas: 2\n    batch: {size: 0, linger: -1}\n    backpressure: {credit: x}\n")
+    text = GOOD.replace(
+        "    replicas: 2\n",
+        "    replicas: 2\n    batch: {size: 0, linger: -1}\n    backpressure: {credit: x}\n",
+    )
     msgs = problems(tmp_path, text)
     assert len(msgs) == 3
     assert any("batch.size must be a whole number >= 1" in m for m in msgs)

@@ -52,7 +52,9 @@ def test_undecodable_line_is_reported_and_skipped(tmp_path: Path) -> None:
     c = ctx(tmp_path)
     out = run_stage(read_lines, params={"paths": str(tmp_path / "x.txt")}, ctx=c)
     assert [r["text"] for r in out] == ["ok", "fine"]
-    assert c.incomplete == [(f"{tmp_path / 'x.txt'}:2", "not valid utf-8 (invalid start byte); line skipped")]
+    assert c.incomplete == [
+        (f"{tmp_path / 'x.txt'}:2", "not valid utf-8 (invalid start byte); line skipped")
+    ]
 
 
 def test_no_match_says_where_it_looked(tmp_path: Path) -> None:
