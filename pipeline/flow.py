@@ -273,11 +273,13 @@ class OutEdge:
         members: Sequence[tuple[int, int | None, str | None]],
         owners: Sequence[int] | None,
         suspects: Iterable[int] = (),
-    ) -> list[Peer]:
+    ) -> tuple[list[Peer], list[OutBatch]]:
         """Apply the supervisor's view of the target stage: ``(index, rid, endpoint)`` per
         replica, ``rid`` None while a replica is down. Unacknowledged batches of replicas
-        that are gone are queued again (suspect ones count as a further attempt). Returns
-        the peers that are gone."""
+        that are gone are queued again; a *suspect* one (being processed when its replica
+        died) counts as a further attempt, and one that was already delivered again is
+        returned as condemned instead: it goes to the dead-letter file (see ``condemn``).
+        Returns the peers that are gone and the condemned batches."""
         suspect = set(suspects)
         current = {idx: (rid, ep) for idx, rid, ep in members}
         gone: list[Peer] = []
@@ -286,8 +288,9 @@ class OutEdge:
                 gone.append(peer)
                 del self.peers[idx]
                 del self.by_rid[peer.rid]
+        condemned: list[OutBatch] = []
         for peer in gone:
-            self._requeue(peer, suspect)
+            condemned.extend(self._requeue(peer, suspect))
         for idx, (rid, ep) in current.items():
             if rid is not None and ep is not None and idx not in self.peers:
                 peer = Peer(rid, idx, ep)
@@ -296,20 +299,35 @@ class OutEdge:
         self.indexes = sorted(current)
         if owners is not None:
             self.owners = np.asarray(owners, dtype=np.intp)
-        return gone
+        return gone, condemned
 
-    def _requeue(self, peer: Peer, suspect: set[int]) -> None:
+    def _requeue(self, peer: Peer, suspect: set[int]) -> list[OutBatch]:
         batches = sorted(peer.unacked.values(), key=lambda b: b.seq)
         peer.unacked.clear()
         self.inflight -= len(batches)
+        condemned = []
         for b in reversed(batches):
             if b.seq in suspect:
+                if b.attempt >= 1:
+                    condemned.append(b)
+                    continue
                 b.attempt += 1
             self.counters.redelivered += 1
             if b.index is None:
                 self.queue.appendleft(b)
             else:
                 self.queues.setdefault(b.index, deque()).appendleft(b)
+        return condemned
+
+    def condemn(self, batch: OutBatch) -> list[InBatch]:
+        """Count a condemned batch as dead-lettered; returns parents now complete."""
+        self.counters.records_dead += batch.records
+        done = []
+        for p in batch.parents:
+            p.refs -= 1
+            if p.refs == 0:
+                done.append(p)
+        return done
 
 
 def data_frames(src: int, dst: int, batch: OutBatch) -> list[Buffer]:

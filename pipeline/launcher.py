@@ -34,7 +34,16 @@ def context() -> multiprocessing.context.BaseContext:
 class WorkerProcess:
     spec: WorkerSpec
     process: mp.process.BaseProcess
+    #: shared with the worker: the batch (sender, seq) each replica index is processing
+    slots: Any
     started: float = field(default_factory=time.monotonic)
+
+    def in_flight(self, index: int) -> tuple[int, int] | None:
+        """What replica ``index`` was processing when last seen (read after a death)."""
+        if 2 * index + 1 >= len(self.slots):
+            return None
+        src, seq = self.slots[2 * index], self.slots[2 * index + 1]
+        return (src, seq) if src else None
 
     @property
     def sentinel(self) -> int:
@@ -57,11 +66,13 @@ class WorkerProcess:
                 os.kill(pid, sig)
 
 
-def start(spec: WorkerSpec) -> WorkerProcess:
+def start(spec: WorkerSpec, indexes: int) -> WorkerProcess:
+    """Start a worker; ``indexes`` is how many replica indexes its stage may use."""
     ctx: Any = context()
-    proc = ctx.Process(target=worker_main, args=(spec,), name=spec.title, daemon=False)
+    slots = ctx.Array("q", 2 * indexes, lock=False)
+    proc = ctx.Process(target=worker_main, args=(spec, slots), name=spec.title, daemon=False)
     proc.start()
-    return WorkerProcess(spec, proc)
+    return WorkerProcess(spec, proc, slots)
 
 
 def stop_all(workers: list[WorkerProcess], grace: float) -> None:

@@ -59,7 +59,7 @@ class _Core:
     def _emit_out(self, parent: InBatch | None) -> None:
         r = self._r
         for stage, items in self._out.items():
-            r._emit(items, parent, None if stage is None else [stage])
+            r.emit(items, parent, None if stage is None else [stage])
         self._out = {}
         self._pending_out = 0
 
@@ -74,20 +74,20 @@ class _Core:
         """Close the current batch and wait for the next one (EndOfStream at the end)."""
         r = self._r
         self._end_batch()
-        r._flush_buffers(force=not r.inq)
-        r._pump()
-        r._flush_acks()
+        r.flush_buffers(force=not r.inq)
+        r.pump()
+        r.flush_acks()
         while not r.inq:
             if r.ended >= r.upstream_stages:
                 raise EndOfStream
-            r._flush_buffers(force=True)
-            r._pump()
-            r._flush_acks()
+            r.flush_buffers(force=True)
+            r.pump()
+            r.flush_acks()
             t0 = time.perf_counter()
-            await r._wait()
+            await r.wait()
             r.c.wait_input += time.perf_counter() - t0
-        if r._pending():
-            await r._send_all()
+        if r.pending():
+            await r.send_all()
         b = r.inq.popleft()
         self._items = r.begin(b)
         self._batch = b
@@ -103,8 +103,8 @@ class _Core:
         self._emit_out(None)
         self._last_handoff = time.monotonic()
         r = self._r
-        r._flush_buffers(force=True)
-        await r._send_all()
+        r.flush_buffers(force=True)
+        await r.send_all()
         await r.breathe()
 
     async def _failed(self, exc: Exception) -> None:

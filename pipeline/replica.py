@@ -23,10 +23,11 @@ import numpy as np
 from pipeline import deadletter
 from pipeline.codec import Buffer, Codec
 from pipeline.columns import Columns
-from pipeline.contract import Batch, Context, Role, StageImpl, inspect_stage, resolve
+from pipeline.contract import Context, Role, StageImpl, inspect_stage, resolve
 from pipeline.flow import (
     ACK_DEAD,
     InBatch,
+    OutBatch,
     OutEdge,
     ack_frames,
     credit_frames,
@@ -53,6 +54,7 @@ class Host(Protocol):
 
     def send(self, endpoint: str, frames: list[Buffer]) -> None: ...
     def poll(self) -> None: ...
+    def mark(self, index: int, src: int, seq: int) -> None: ...
     def use(self, endpoint: str) -> None: ...
     def release(self, endpoint: str) -> None: ...
     async def report(self, msg: dict[str, Any]) -> None: ...
@@ -203,11 +205,14 @@ class Replica:
         self.up = up
         for target, down in msg["down"].items():
             edge = self.edges[target]
-            for peer in edge.set_members(
+            gone, condemned = edge.set_members(
                 down["members"], down.get("owners"), down.get("suspects", ())
-            ):
+            )
+            for peer in gone:
                 self._edge_of.pop(peer.rid, None)
                 self.host.release(peer.endpoint)
+            for batch in condemned:
+                self._condemn(edge, batch)
             for peer in edge.peers.values():
                 if peer.rid not in self._edge_of:
                     self._edge_of[peer.rid] = edge
@@ -239,6 +244,34 @@ class Replica:
             )
         return "\n".join(parts)
 
+    def _condemn(self, edge: OutEdge, batch: OutBatch) -> None:
+        """A batch whose receiver died while processing it, twice: to the dead letters."""
+        items = self.host.codec.decode(batch.frames[0], batch.frames[1:])
+        error = (
+            f"a replica of {edge.target} died while processing this batch, and again when it "
+            "was delivered once more"
+        )
+        entry = {
+            "from": self.spec.name,
+            "batch": batch.seq,
+            "attempt": batch.attempt,
+            "records": batch.records,
+            "error": error,
+            "where": edge.target,
+            "traceback": "",
+        }
+        path = self.dead_letter(edge.target, entry, items)
+        log.warning(
+            "%s: batch %d for %s: %s; written to %s", self.name, batch.seq, edge.target, error, path
+        )
+        for parent in edge.condemn(batch):
+            self._complete(parent)
+
+    def dead_letter(self, stage: str, entry: dict[str, Any], items: list[Any]) -> Path:
+        return deadletter.write(
+            self.host.dead_letters, stage, self.rid, {"stage": stage, **entry}, items
+        )
+
     def on_stop(self) -> None:
         log.debug("stop requested; %s", self.describe())
         self.stopping = True
@@ -260,7 +293,7 @@ class Replica:
             self.c.in_by_stage[stage] = self.c.in_by_stage.get(stage, 0) + b.records
         self._acks.setdefault(b.src, []).append((b.seq, b.status))
 
-    def _flush_acks(self, busy: bool = False) -> None:
+    def flush_acks(self, busy: bool = False) -> None:
         """Send pending acknowledgements. While ``busy`` with queued input, a sender's are
         held until a quarter of its credit has gathered (fewer, larger messages); they all
         go before this replica waits for anything."""
@@ -275,7 +308,7 @@ class Replica:
             if peer is not None:
                 self.host.send(peer[1], ack_frames(self.rid, src, acks))
 
-    def _emit(
+    def emit(
         self, outputs: list[Any], parent: InBatch | None, edges: list[str] | None = None
     ) -> None:
         """Buffer outputs for the given edges (all by default); ``parent`` stays unacknowledged
@@ -292,7 +325,7 @@ class Replica:
                 parent.refs += 1
                 self._buf_parents[t].append(parent)
 
-    def _flush_buffers(self, force: bool) -> None:
+    def flush_buffers(self, force: bool) -> None:
         size, max_bytes = self.spec.batch.size, self.spec.batch.bytes
         for t, edge in self.edges.items():
             buf = self._buf[t]
@@ -310,16 +343,16 @@ class Replica:
                 if p.refs == 0:
                     self._complete(p)
 
-    def _pump(self) -> None:
+    def pump(self) -> None:
         """Send every batch that has credit and window now."""
         for edge in self.edges.values():
             for peer, batch in edge.sendable():
                 self.host.send(peer.endpoint, data_frames(self.rid, peer.rid, batch))
 
-    def _pending(self) -> bool:
+    def pending(self) -> bool:
         return any(e.pending for e in self.edges.values())
 
-    def _idle(self) -> bool:
+    def idle(self) -> bool:
         return all(e.idle for e in self.edges.values()) and not any(self._buf.values())
 
     async def breathe(self) -> None:
@@ -331,32 +364,32 @@ class Replica:
             self._last_yield = now
             await asyncio.sleep(0)
 
-    async def _wait(self) -> None:
+    async def wait(self) -> None:
         await self.wake.wait()
         self.wake.clear()
 
-    async def _send_all(self) -> None:
+    async def send_all(self) -> None:
         """Hand every made batch to a replica, waiting for credit if needed (backpressure)."""
-        self._pump()
-        self._flush_acks()
-        while self._pending():
+        self.pump()
+        self.flush_acks()
+        while self.pending():
             t0 = time.perf_counter()
-            await self._wait()
+            await self.wait()
             self.c.wait_credit += time.perf_counter() - t0
-            self._pump()
-            self._flush_acks()
+            self.pump()
+            self.flush_acks()
 
-    async def _drain(self) -> None:
+    async def drain(self) -> None:
         """Until every output batch is acknowledged."""
-        self._flush_buffers(force=True)
-        await self._send_all()
-        while not self._idle():
+        self.flush_buffers(force=True)
+        await self.send_all()
+        while not self.idle():
             t0 = time.perf_counter()
-            await self._wait()
+            await self.wait()
             self.c.wait_credit += time.perf_counter() - t0
-            self._pump()
-            self._flush_acks()
-        self._flush_acks()
+            self.pump()
+            self.flush_acks()
+        self.flush_acks()
 
     # ------------------------------------------------------------------ loops
     async def run(self) -> None:
@@ -365,7 +398,9 @@ class Replica:
             await self._user(self.code.setup())
             await self.placed.wait()
             if self.impl.role is Role.SOURCE:
-                await self._run_source()
+                from pipeline.source_loop import run_source  # noqa: PLC0415
+
+                await run_source(self)
             elif self.impl.role is Role.MASS:
                 from pipeline.mass import run_mass  # noqa: PLC0415 - only MASS stages need it
 
@@ -375,8 +410,8 @@ class Replica:
             t0 = time.perf_counter()
             outputs = await self._user(self.code.finish())
             self.c.busy += time.perf_counter() - t0
-            self._emit(outputs, None)
-            await self._drain()
+            self.emit(outputs, None)
+            await self.drain()
         except ReplicaFailure as failure:
             await self._report_failure(failure)
             return
@@ -392,105 +427,25 @@ class Replica:
         except UserCodeError as err:
             raise ReplicaFailure(err.exc, err.phase) from err.exc
 
-    async def _run_source(self) -> None:
-        it: Any = None
-        try:
-            it = self.code.source()
-            if inspect.isawaitable(it):
-                it = await it
-            await self._pull(it)
-        except Exception as exc:
-            if self.spec.on_error != "skip":
-                raise ReplicaFailure(exc, "source") from exc
-            self.c.errors += 1
-            self.ctx.input_incomplete(
-                self.spec.name, f"the source raised and ended early: {type(exc).__name__}: {exc}"
-            )
-            log.error(
-                "%s: source failed; its stream ends here (on_error: skip)", self.name, exc_info=exc
-            )
-        finally:
-            close = getattr(it, "aclose", None) or getattr(it, "close", None)
-            if close is not None:
-                closing = close()  # runs the generator's finally blocks now
-                if inspect.isawaitable(closing):
-                    await closing
-        if self._leftover:  # what was yielded before the end (or before a skipped failure)
-            batch, self._leftover = self._leftover, []
-            await self._source_emit(batch)
-
-    async def _pull(self, it: Any) -> None:
-        """Batch what a source yields: by count, buffer bytes, or age (``batch.linger``)."""
-        size, max_bytes = self.spec.batch.size, self.spec.batch.bytes
-        linger = self.spec.batch.linger
-        is_async = hasattr(it, "__anext__")
-        sync_it = None if is_async else iter(it)
-        clock = time.perf_counter
-        batch: list[Any] = []
-        self._leftover = batch
-        nbytes = 0
-        started = clock()
-        while not self.stopping:
-            try:
-                item = await it.__anext__() if is_async else next(sync_it)  # type: ignore[arg-type]
-            except (StopIteration, StopAsyncIteration):
-                break
-            if item is None:  # the source is idle: send what it has
-                if batch:
-                    self.c.busy += clock() - started
-                    await self._source_emit(batch)
-                    self._leftover = batch = []
-                    nbytes = 0
-                await self.breathe()
-                started = clock()
-                continue
-            t = type(item)
-            if t is Batch:
-                batch.extend(item)
-            else:
-                batch.append(item)
-                if t is Columns or t is np.ndarray:
-                    nbytes += item.nbytes
-            n = len(batch)
-            # the clock is read for every item of a small batch (a slow source), and then
-            # every 64th (a fast one reaches its size long before the linger)
-            if (
-                n >= size
-                or nbytes >= max_bytes
-                or ((n < 64 or not n & 63) and clock() - started >= linger)
-            ):
-                self.c.busy += clock() - started
-                await self._source_emit(batch)
-                self._leftover = batch = []
-                nbytes = 0
-                started = clock()
-        self.c.busy += clock() - started
-
-    async def _source_emit(self, batch: list[Any]) -> None:
-        self._emit(batch, None)
-        self._flush_buffers(force=True)
-        await self._send_all()
-        await self.breathe()
-
     async def _run_fed(self) -> None:
         while True:
             if self.inq:
-                if self._pending():
-                    await self._send_all()
+                if self.pending():
+                    await self.send_all()
                 b = self.inq.popleft()
                 await self._process(b)
-                self._flush_buffers(force=not self.inq)
-                self._pump()
-                self._flush_acks(busy=bool(self.inq))
+                self.flush_buffers(force=not self.inq)
+                self.pump()
+                self.flush_acks(busy=bool(self.inq))
                 await self.breathe()
                 continue
             if self.ended >= self.upstream_stages:
                 return
-            self._flush_buffers(force=True)
-            self._pump()
-            self._flush_acks()
+            self.flush_buffers(force=True)
+            self.pump()
+            self.flush_acks()
             t0 = time.perf_counter()
-            await self._wait()
+            await self.wait()
             self.c.wait_input += time.perf_counter() - t0
 
     def decode(self, b: InBatch) -> list[Any]:
@@ -499,6 +454,7 @@ class Replica:
     def begin(self, b: InBatch) -> list[Any]:
         """Start processing a batch: decode it and count it in."""
         self.processing = b
+        self.host.mark(self.index, b.src, b.seq)
         self._note_held()
         items = self.decode(b)
         self.c.batches_in += 1
@@ -508,8 +464,9 @@ class Replica:
     def end(self, b: InBatch, outputs: list[Any] | None, edges: list[str] | None = None) -> None:
         """Processing of ``b`` is over: buffer its outputs and release it."""
         self.processing = None
+        self.host.mark(self.index, 0, 0)
         if outputs:
-            self._emit(outputs, b, edges)
+            self.emit(outputs, b, edges)
         b.refs -= 1
         if b.refs == 0:
             self._complete(b)
@@ -534,12 +491,9 @@ class Replica:
         policy = self.spec.on_error
         if policy == "skip" or (policy == "restart" and b.attempt >= 1):
             src_stage, _ = self.up.get(b.src, (self._gone_up.get(b.src, "?"), ""))
-            path = deadletter.write(
-                self.host.dead_letters,
+            path = self.dead_letter(
                 self.spec.name,
-                self.rid,
                 {
-                    "stage": self.spec.name,
                     "replica": self.index,
                     "from": src_stage,
                     "batch": b.seq,
@@ -572,7 +526,7 @@ class Replica:
         if self.spec.on_error == "restart":
             # Deliver what earlier batches produced, so only unfinished batches are redelivered.
             try:
-                await asyncio.wait_for(self._drain(), timeout=10)
+                await asyncio.wait_for(self.drain(), timeout=10)
             except TimeoutError:
                 log.warning("%s: could not deliver all outputs before restarting", self.name)
         b = failure.batch

@@ -269,6 +269,9 @@ class Supervisor:
                         else (f"signal {signal.Signals(-code).name}" if code else "unknown cause")
                     )
                     self.stages[r.stage].killed += 1
+                    held = w.in_flight(r.index)
+                    if held is not None:  # the batch it was processing is suspect
+                        self.suspects.setdefault((held[0], r.stage), []).append(held[1])
                     log.error(
                         "stage '%s' replica %d (pid %s) died: %s", r.stage, r.index, w.pid, how
                     )
@@ -393,7 +396,7 @@ class Supervisor:
             for index, rid in group:
                 self.replicas[rid] = ReplicaState(rid, spec.name, index, wid)
             self.worker_rids[wid] = [rid for _, rid in group]
-            proc = launcher.start(worker)
+            proc = launcher.start(worker, max(st.desired, max(i for i, _ in group) + 1))
             self.workers[wid] = proc
             self.sockets.watch_fd(proc.sentinel)
             if spec.kind == "async":

@@ -92,8 +92,9 @@ def prepare_process(title: str, log_level: int) -> None:
     )
 
 
-def worker_main(spec: WorkerSpec) -> None:
-    """Entry point of a worker process."""
+def worker_main(spec: WorkerSpec, slots: Any = None) -> None:
+    """Entry point of a worker process; ``slots`` is shared memory where each replica notes
+    the batch it is processing, so the supervisor knows it if the process is killed."""
     prepare_process(spec.title, spec.log_level)
     import uvloop  # noqa: PLC0415
 
@@ -102,7 +103,7 @@ def worker_main(spec: WorkerSpec) -> None:
     gc.freeze()
     gc.set_threshold(100_000, 50, 50)
 
-    code = uvloop.run(Worker(spec).main())
+    code = uvloop.run(Worker(spec, slots).main())
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
@@ -111,8 +112,9 @@ def worker_main(spec: WorkerSpec) -> None:
 class Worker:
     """The ``Host`` of the replicas in this process."""
 
-    def __init__(self, spec: WorkerSpec) -> None:
+    def __init__(self, spec: WorkerSpec, slots: Any = None) -> None:
         self.spec = spec
+        self.slots = slots
         self.run_dir = Path(spec.run_dir)
         self.dead_letters = deadletter.folder(self.run_dir, spec.run_id)
         self.codec = Codec()
@@ -126,6 +128,12 @@ class Worker:
     # -- Host ---------------------------------------------------------------------------
     def send(self, endpoint: str, frames: list[Buffer]) -> None:
         self.sockets.send(endpoint, frames)
+
+    def mark(self, index: int, src: int, seq: int) -> None:
+        slots = self.slots
+        if slots is not None and 2 * index + 1 < len(slots):
+            slots[2 * index] = src
+            slots[2 * index + 1] = seq
 
     def use(self, endpoint: str) -> None:
         self._uses[endpoint] = self._uses.get(endpoint, 0) + 1

@@ -123,6 +123,25 @@ def test_a_killed_replica_under_fail_stops_the_run(run_dir: Path, tmp_path: Path
     assert any("died (signal SIGKILL)" in e for e in report.errors)
 
 
+def test_a_batch_that_kills_its_replica_twice_is_dead_lettered(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    report = run_topology(
+        graph(out, "tests.stagelib:always_die", "{value: 42}", "restart"), run_dir
+    )
+    assert report.exit_code == ExitCode.OK, report.errors
+    got = Counter(r["i"] for r in read_collected(out))
+    assert set(got) == set(range(100)) - set(range(40, 50))
+    (path,) = report.dead_letters
+    (entry,) = deadletter.read(path)
+    assert entry["stage"] == "mid" and entry["from"] == "src" and entry["attempt"] == 1
+    assert "died while processing this batch" in entry["error"]
+    assert [x["i"] for x in entry["items"]] == list(range(40, 50))
+    assert report.stages["mid"].killed == 2
+    assert report.stages["src"].edges["mid"]["records_dead"] == 10
+
+
 def test_restarts_are_capped(run_dir: Path, tmp_path: Path) -> None:
     text = graph(tmp_path, "tests.stagelib:always_die", "{value: 42}", "restart")
     text = text.replace("on_error: restart", "on_error: restart\n            max_restarts: 1")

@@ -68,7 +68,8 @@ def test_a_gone_replica_s_batches_are_delivered_again_suspects_marked() -> None:
     e.add([{"i": i} for i in range(30)], [], Codec())
     sent = e.sendable()
     seqs = [b.seq for _, b in sent]
-    gone = e.set_members([(0, None, None), (1, 102, "ep1")], None, suspects=[seqs[1]])
+    gone, condemned = e.set_members([(0, None, None), (1, 102, "ep1")], None, suspects=[seqs[1]])
+    assert condemned == []
     assert [p.rid for p in gone] == [101]
     assert e.inflight == 0 and e.pending == 3
     assert [b.attempt for b in e.queue] == [0, 1, 0]
@@ -77,6 +78,20 @@ def test_a_gone_replica_s_batches_are_delivered_again_suspects_marked() -> None:
     assert [b.seq for _, b in again] == seqs and all(p.rid == 102 for p, _ in again)
     assert e.counters.batches_sent == 3  # a redelivery is not counted as sent twice
     assert e.counters.redelivered == 3
+
+
+def test_a_suspect_that_was_already_delivered_again_is_condemned() -> None:
+    e = edge()
+    e.on_credit(101, 3)
+    parent = InBatch(src=9, seq=1, attempt=0, records=10, frames=[])
+    e.add([{"i": i} for i in range(10)], [parent], Codec())
+    parent.refs -= 1
+    ((_, b),) = e.sendable()
+    b.attempt = 1  # it was delivered once more already
+    _, condemned = e.set_members([(0, None, None), (1, 102, "ep1")], None, suspects=[b.seq])
+    assert condemned == [b] and e.pending == 0
+    assert e.condemn(b) == [parent]
+    assert e.counters.records_dead == 10
 
 
 def test_an_ack_from_a_replica_declared_gone_is_ignored() -> None:
