@@ -71,6 +71,8 @@ class OutBatch:
     attempt: int = 0
     #: counted in the edge's ``*_sent`` figures (a redelivery is not counted again)
     counted: bool = False
+    #: (replica, seq) it was last sent as, while it waits to be delivered again
+    was: tuple[int, int] | None = None
 
 
 @dataclass(eq=False)
@@ -140,6 +142,7 @@ class OutEdge:
         self.queue: deque[OutBatch] = deque()  # any replica (round-robin)
         self.queues: dict[int, deque[OutBatch]] = {}  # one replica (key, broadcast)
         self.inflight = 0
+        self._requeued: dict[tuple[int, int], OutBatch] = {}
         self._seq = 0
         self._cursor = spread  # senders start at different replicas
         self.counters = EdgeCounters()
@@ -151,7 +154,10 @@ class OutEdge:
         """Encode ``items`` into batches for this edge; each holds a reference on ``parents``.
         ``plain`` says no item is an array or ``Columns`` (one record each, no buffers): such
         batches are cut by count, a count that adapts so the encoded batch stays near
-        ``batch_bytes`` however large the records are."""
+        ``batch_bytes`` however large the records are.
+
+        All or nothing: if an item cannot be routed or encoded (``KeyRouteError``,
+        ``WireError``) nothing is queued and no reference is taken."""
         if self.route.kind == KEY:
             assert self.route.field is not None
             groups: Iterable[tuple[int | None, Sequence[Any]]] = split_by_owner(
@@ -159,6 +165,7 @@ class OutEdge:
             ).items()
         else:
             groups = [(None, items)]
+        made: list[tuple[int | None, list[Buffer], int]] = []
         for index, group in groups:
             chunks: Sequence[Sequence[Any]]
             if plain:
@@ -173,11 +180,13 @@ class OutEdge:
                     self._learn_size(len(frames[0]), records)
                 else:
                     records = sum(item_records(i) for i in chunk)
-                if self.route.kind == BROADCAST:
-                    for idx in self.indexes:
-                        self._push(OutBatch(self._next_seq(), frames, records, idx, parents))
-                else:
-                    self._push(OutBatch(self._next_seq(), frames, records, index, parents))
+                made.append((index, frames, records))
+        for index, frames, records in made:
+            if self.route.kind == BROADCAST:
+                for idx in self.indexes:
+                    self._push(OutBatch(self._next_seq(), frames, records, idx, parents))
+            else:
+                self._push(OutBatch(self._next_seq(), frames, records, index, parents))
 
     def _learn_size(self, nbytes: int, records: int) -> None:
         per_record = max(1.0, nbytes / max(records, 1))
@@ -252,11 +261,16 @@ class OutEdge:
         """Record an acknowledgement; returns input batches whose outputs are all delivered."""
         peer = self.by_rid.get(rid)
         if peer is None:
-            return []  # from a replica already declared gone; its batches were requeued
+            return self._late_ack(rid, seq, status)
         batch = peer.unacked.pop(seq, None)
         if batch is None:
             return []
         self.inflight -= 1
+        if batch.was is not None:
+            self._requeued.pop(batch.was, None)
+        return self._delivered(batch, status)
+
+    def _delivered(self, batch: OutBatch, status: int) -> list[InBatch]:
         if status == ACK_DEAD:
             self.counters.records_dead += batch.records
         else:
@@ -268,12 +282,24 @@ class OutEdge:
                 done.append(p)
         return done
 
+    def _late_ack(self, rid: int, seq: int, status: int) -> list[InBatch]:
+        """An acknowledgement from a replica already declared gone (it overtook the news).
+        If its batch waits to be delivered again, it need not be: take it back."""
+        batch = self._requeued.pop((rid, seq), None)
+        if batch is None:
+            return []
+        queue = self.queue if batch.index is None else self.queues.get(batch.index)
+        if queue is None or batch not in queue:
+            return []  # already handed to another replica: it may be processed twice
+        queue.remove(batch)
+        return self._delivered(batch, status)
+
     def set_members(
         self,
         members: Sequence[tuple[int, int | None, str | None]],
         owners: Sequence[int] | None,
         suspects: Iterable[int] = (),
-    ) -> tuple[list[Peer], list[OutBatch]]:
+    ) -> tuple[list[Peer], list[tuple[Peer, OutBatch]]]:
         """Apply the supervisor's view of the target stage: ``(index, rid, endpoint)`` per
         replica, ``rid`` None while a replica is down. Unacknowledged batches of replicas
         that are gone are queued again; a *suspect* one (being processed when its replica
@@ -288,7 +314,7 @@ class OutEdge:
                 gone.append(peer)
                 del self.peers[idx]
                 del self.by_rid[peer.rid]
-        condemned: list[OutBatch] = []
+        condemned: list[tuple[Peer, OutBatch]] = []
         for peer in gone:
             condemned.extend(self._requeue(peer, suspect))
         for idx, (rid, ep) in current.items():
@@ -301,7 +327,7 @@ class OutEdge:
             self.owners = np.asarray(owners, dtype=np.intp)
         return gone, condemned
 
-    def _requeue(self, peer: Peer, suspect: set[int]) -> list[OutBatch]:
+    def _requeue(self, peer: Peer, suspect: set[int]) -> list[tuple[Peer, OutBatch]]:
         batches = sorted(peer.unacked.values(), key=lambda b: b.seq)
         peer.unacked.clear()
         self.inflight -= len(batches)
@@ -309,10 +335,12 @@ class OutEdge:
         for b in reversed(batches):
             if b.seq in suspect:
                 if b.attempt >= 1:
-                    condemned.append(b)
+                    condemned.append((peer, b))
                     continue
                 b.attempt += 1
             self.counters.redelivered += 1
+            b.was = (peer.rid, b.seq)
+            self._requeued[b.was] = b
             if b.index is None:
                 self.queue.appendleft(b)
             else:

@@ -25,7 +25,7 @@ from pipeline.worker import WorkerSpec, worker_main
 def context() -> multiprocessing.context.BaseContext:
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["pipeline.worker"])
+        ctx.set_forkserver_preload(["pipeline.forkserver_init"])
         return ctx
     return mp.get_context("spawn")  # pragma: no cover - not Linux
 
@@ -76,9 +76,8 @@ def start(spec: WorkerSpec, indexes: int) -> WorkerProcess:
 
 
 def stop_all(workers: list[WorkerProcess], grace: float) -> None:
-    """SIGTERM every live worker, SIGKILL what is left after ``grace`` seconds, reap all."""
-    for w in workers:
-        w.signal(signal.SIGTERM)
+    """Give the workers ``grace`` seconds to exit (they were told to), SIGKILL the rest,
+    reap all. (Workers ignore SIGTERM: only their supervisor stops them.)"""
     deadline = time.monotonic() + grace
     for w in workers:
         w.process.join(max(0.0, deadline - time.monotonic()))

@@ -3,7 +3,10 @@
 ``sockets.receive()`` returns the next input item (raising ``EndOfStream`` when the input has
 ended, which ends the stage), ``sockets.send(obj, stage=None)`` emits an item to every stage
 in ``next``, or to the one named. A stage with no input is a source; it ends its stream by
-raising ``EndOfStream``. ``async def`` stages ``await`` both calls.
+raising ``EndOfStream``. ``async def`` stages ``await`` both calls. A stage with input that
+raises ``EndOfStream`` itself stops being called; the rest of its input is acknowledged
+without being processed (and the number of records so discarded is logged), so the stages
+before it can still finish.
 
 Items are still batched on the wire: the engine hands the stage one received batch at a
 time and sends what it emitted when it asks for the next, so acknowledgements, redelivery
@@ -15,6 +18,9 @@ to the loop once per batch, not per item.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import threading
 import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,6 +33,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+log = logging.getLogger("pipeline.replica")
+
 
 class _Core:
     """Batch bookkeeping shared by the async and the threaded sockets."""
@@ -36,6 +44,8 @@ class _Core:
         self._items: list[Any] = []
         self._pos = 0
         self._batch: InBatch | None = None
+        #: receive() found the end of the input
+        self._input_ended = False
         self._out: dict[str | None, list[Any]] = {}
         self._pending_out = 0
         self._last_handoff = time.monotonic()
@@ -79,6 +89,7 @@ class _Core:
         r.flush_acks()
         while not r.inq:
             if r.ended >= r.upstream_stages:
+                self._input_ended = True
                 raise EndOfStream
             r.flush_buffers(force=True)
             r.pump()
@@ -119,13 +130,31 @@ class _Core:
         b, items = self._batch, self._items
         self._batch, self._items, self._pos = None, [], 0
         r.processing = None
+        r.host.mark(r.index, 0, 0)
         await r.batch_failed(b, items, exc)
 
-    async def _close(self) -> None:
-        if self.fed:
-            self._end_batch()
-        else:
+    async def _close(self, ended_early: bool) -> None:
+        if not self.fed:
             self._emit_out(None)
+            return
+        if not ended_early:
+            self._end_batch()
+            return
+        discarded = len(self._items) - self._pos
+        while True:
+            try:
+                await self._next_batch()  # acknowledges the batch before
+            except EndOfStream:
+                break
+            discarded += len(self._items)
+            self._pos = len(self._items)
+        if discarded:
+            log.warning(
+                "%s/%d ended its stream early: %d input records were not processed",
+                self.stage,
+                self.replica,
+                discarded,
+            )
 
 
 class AsyncSockets(_Core):
@@ -147,11 +176,13 @@ class AsyncSockets(_Core):
     async def run(self) -> None:
         r = self._r
         fn, args, params = r.impl.obj, r.spec.args, r.spec.params
+        ended_early = False
         while self.fed or not r.stopping:
             t0, w0 = time.perf_counter(), r.c.wait_input + r.c.wait_credit
             try:
                 await fn(self, *args, **params)
             except EndOfStream:
+                ended_early = self.fed and not self._input_ended
                 break
             except Exception as exc:
                 await self._failed(exc)
@@ -160,7 +191,7 @@ class AsyncSockets(_Core):
                 r.c.busy += time.perf_counter() - t0 - waited
             if not self.fed and self._due():
                 await self._handoff()
-        await self._close()
+        await self._close(ended_early)
 
 
 class ThreadSockets(_Core):
@@ -189,11 +220,13 @@ class ThreadSockets(_Core):
     def _thread(self) -> None:
         r = self._r
         fn, args, params = r.impl.obj, r.spec.args, r.spec.params
+        ended_early = False
         while self.fed or not r.stopping:
             t0, w0 = time.perf_counter(), r.c.wait_input + r.c.wait_credit
             try:
                 fn(self, *args, **params)
             except EndOfStream:
+                ended_early = self.fed and not self._input_ended
                 break
             except Exception as exc:
                 self._on_loop(self._failed(exc))
@@ -202,10 +235,33 @@ class ThreadSockets(_Core):
                 r.c.busy += time.perf_counter() - t0 - waited
             if not self.fed and self._due():
                 self._on_loop(self._handoff())
-        self._on_loop(self._close())
+        self._on_loop(self._close(ended_early))
 
     async def run(self) -> None:
-        await asyncio.to_thread(self._thread)
+        # A daemon thread of its own (not the loop's executor): if the replica is cancelled
+        # while the stage blocks, the worker can still exit.
+        done = self._loop.create_future()
+
+        def target() -> None:
+            outcome: BaseException | None = None
+            try:
+                self._thread()
+            except BaseException as exc:  # handed over to the loop
+                outcome = exc
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                self._loop.call_soon_threadsafe(_settle, done, outcome)
+
+        threading.Thread(target=target, name=f"{self.stage}/{self.replica}", daemon=True).start()
+        await done
+
+
+def _settle(future: asyncio.Future[None], exc: BaseException | None) -> None:
+    if future.done():
+        return
+    if exc is None:
+        future.set_result(None)
+    else:
+        future.set_exception(exc)
 
 
 async def run_mass(replica: Replica) -> None:

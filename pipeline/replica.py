@@ -2,8 +2,9 @@
 
 A replica runs as a task on its worker's event loop (alone in its process for
 ``kind: process``, beside its siblings for ``kind: async``). Synchronous user code is called
-inline; the worker's inbox task applies acknowledgements, credit and data to the replica
-between batches. The replica never touches a socket: it asks its ``Host`` to send frames.
+inline. Between batches, and whenever it waits, the worker hands it what arrived on the
+inbox (acknowledgements, credit, data). The replica never touches a socket: it asks its
+``Host`` to send frames.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import traceback
 from collections import deque
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 
@@ -24,16 +25,19 @@ from pipeline import deadletter
 from pipeline.codec import Buffer, Codec
 from pipeline.columns import Columns
 from pipeline.contract import Context, Role, StageImpl, inspect_stage, resolve
+from pipeline.errors import WireError
 from pipeline.flow import (
     ACK_DEAD,
     InBatch,
     OutBatch,
     OutEdge,
+    Peer,
     ack_frames,
     credit_frames,
     data_frames,
 )
 from pipeline.invoke import StageCode, UserCodeError
+from pipeline.routing import KeyRouteError
 from pipeline.stats import ReplicaCounters
 from pipeline.topology import StageSpec, Topology
 
@@ -58,6 +62,14 @@ class Host(Protocol):
     def use(self, endpoint: str) -> None: ...
     def release(self, endpoint: str) -> None: ...
     async def report(self, msg: dict[str, Any]) -> None: ...
+
+
+class Upstream(NamedTuple):
+    """A replica that sends to this one."""
+
+    stage: str
+    replica: int
+    endpoint: str
 
 
 class ReplicaFailure(Exception):
@@ -131,8 +143,8 @@ class Replica:
         self.c = ReplicaCounters(
             edges={t: {} for t in spec.next}, inflight=dict.fromkeys(spec.next, 0)
         )
-        self.up: dict[int, tuple[str, str]] = {}
-        self._gone_up: dict[int, str] = {}
+        self.up: dict[int, Upstream] = {}
+        self._gone_up: dict[int, Upstream] = {}
         self._edge_of: dict[int, OutEdge] = {}
         self._early_credit: dict[int, int] = {}
         self.ended: set[str] = set()
@@ -141,7 +153,8 @@ class Replica:
         self._buf: dict[str, list[Any]] = {t: [] for t in spec.next}
         self._buf_bytes: dict[str, int] = dict.fromkeys(spec.next, 0)
         self._buf_records: dict[str, int] = dict.fromkeys(spec.next, 0)
-        self._buf_parents: dict[str, list[InBatch]] = {t: [] for t in spec.next}
+        #: where each emitting batch's outputs start in the buffer: (offset, parent)
+        self._buf_marks: dict[str, list[tuple[int, InBatch | None]]] = {t: [] for t in spec.next}
         self.wake = asyncio.Event()
         self.processing: InBatch | None = None
         self.stopping = False
@@ -162,7 +175,8 @@ class Replica:
 
     # ------------------------------------------------------------------ messages in
     def on_data(self, src: int, seq: int, attempt: int, records: int, frames: list[Any]) -> None:
-        if src in self._gone_up and self._gone_up[src] in self._replayable:
+        gone = self._gone_up.get(src)
+        if gone is not None and gone.stage in self._replayable:
             return  # its sender is gone; its own sender delivers the inputs again
         self.inq.append(InBatch(src, seq, attempt, records, frames))
         if attempt:
@@ -190,17 +204,17 @@ class Replica:
 
     def on_peers(self, msg: dict[str, Any]) -> None:
         """Apply the supervisor's membership: who sends to us, whom we send to."""
-        up = {rid: (stage, ep) for rid, stage, ep in msg["up"]}
-        for rid, (_, ep) in up.items():
+        up = {rid: Upstream(stage, index, ep) for rid, stage, index, ep in msg["up"]}
+        for rid, sender in up.items():
             if rid not in self.up:
-                self.host.use(ep)
-                self.host.send(ep, credit_frames(self.rid, rid, self.spec.flow.credit))
-        for rid, (stage, ep) in self.up.items():
+                self.host.use(sender.endpoint)
+                self.host.send(sender.endpoint, credit_frames(self.rid, rid, self.spec.flow.credit))
+        for rid, sender in self.up.items():
             if rid not in up:
-                self._gone_up[rid] = stage
+                self._gone_up[rid] = sender
                 self._acks.pop(rid, None)
-                self.host.release(ep)
-                if stage in self._replayable:
+                self.host.release(sender.endpoint)
+                if sender.stage in self._replayable:
                     self.inq = deque(b for b in self.inq if b.src != rid)
         self.up = up
         for target, down in msg["down"].items():
@@ -211,8 +225,8 @@ class Replica:
             for peer in gone:
                 self._edge_of.pop(peer.rid, None)
                 self.host.release(peer.endpoint)
-            for batch in condemned:
-                self._condemn(edge, batch)
+            for peer, batch in condemned:
+                self._condemn(edge, peer, batch)
             for peer in edge.peers.values():
                 if peer.rid not in self._edge_of:
                     self._edge_of[peer.rid] = edge
@@ -244,26 +258,23 @@ class Replica:
             )
         return "\n".join(parts)
 
-    def _condemn(self, edge: OutEdge, batch: OutBatch) -> None:
+    def _condemn(self, edge: OutEdge, peer: Peer, batch: OutBatch) -> None:
         """A batch whose receiver died while processing it, twice: to the dead letters."""
         items = self.host.codec.decode(batch.frames[0], batch.frames[1:])
         error = (
-            f"a replica of {edge.target} died while processing this batch, and again when it "
-            "was delivered once more"
+            f"replica {peer.index} of {edge.target} died while processing this batch, as one "
+            "before it did: it is not delivered a third time"
         )
         entry = {
-            "from": self.spec.name,
+            "replica": peer.index,
+            "from": f"{self.spec.name}/{self.index}",
             "batch": batch.seq,
             "attempt": batch.attempt,
             "records": batch.records,
             "error": error,
-            "where": edge.target,
-            "traceback": "",
         }
         path = self.dead_letter(edge.target, entry, items)
-        log.warning(
-            "%s: batch %d for %s: %s; written to %s", self.name, batch.seq, edge.target, error, path
-        )
+        log.warning("%s: batch %d: %s; written to %s", self.name, batch.seq, error, path)
         for parent in edge.condemn(batch):
             self._complete(parent)
 
@@ -278,6 +289,14 @@ class Replica:
         self.ctx._stopping = True
         self.wake.set()
 
+    def _upstream(self, rid: int) -> Upstream:
+        return self.up.get(rid) or self._gone_up.get(rid) or Upstream("?", -1, "")
+
+    def _sender(self, rid: int) -> str:
+        """``stage/index`` of a sending replica, for messages."""
+        sender = self._upstream(rid)
+        return f"{sender.stage}/{sender.replica}"
+
     # ------------------------------------------------------------------ bookkeeping
     def _note_held(self) -> None:
         held = len(self.inq) + (self.processing is not None)
@@ -286,27 +305,33 @@ class Replica:
 
     def _complete(self, b: InBatch) -> None:
         """Every output of ``b`` is delivered: acknowledge it to its sender."""
-        stage = self.up.get(b.src, (self._gone_up.get(b.src, "?"), ""))[0]
+        stage = self._upstream(b.src).stage
         if b.status == ACK_DEAD:
             self.c.dead_by_stage[stage] = self.c.dead_by_stage.get(stage, 0) + b.records
         else:
             self.c.in_by_stage[stage] = self.c.in_by_stage.get(stage, 0) + b.records
+            self.c.batches_in += 1
+            self.c.records_in += b.records
         self._acks.setdefault(b.src, []).append((b.seq, b.status))
 
     def flush_acks(self, busy: bool = False) -> None:
-        """Send pending acknowledgements. While ``busy`` with queued input, a sender's are
-        held until a quarter of its credit has gathered (fewer, larger messages); they all
-        go before this replica waits for anything."""
+        """Send pending acknowledgements. While ``busy``, a sender's are held back (fewer,
+        larger messages) only as long as another batch of that sender waits in the queue,
+        and only until a quarter of its credit has gathered: a sender whose window is full
+        is never kept waiting by a queue full of another sender's batches."""
         if busy:
             least = max(1, self.spec.flow.credit // 4)
-            ready = [src for src, acks in self._acks.items() if len(acks) >= least]
+            queued = {b.src for b in self.inq}
+            ready = [
+                src for src, acks in self._acks.items() if len(acks) >= least or src not in queued
+            ]
         else:
             ready = list(self._acks)
         for src in ready:
             acks = self._acks.pop(src)
-            peer = self.up.get(src)
-            if peer is not None:
-                self.host.send(peer[1], ack_frames(self.rid, src, acks))
+            sender = self.up.get(src)
+            if sender is not None:
+                self.host.send(sender.endpoint, ack_frames(self.rid, src, acks))
 
     def emit(
         self, outputs: list[Any], parent: InBatch | None, edges: list[str] | None = None
@@ -318,30 +343,98 @@ class Replica:
         n, nbytes = measure(outputs)
         self.c.records_out += n
         for t in self.edges if edges is None else edges:
-            self._buf[t].extend(outputs)
+            buf = self._buf[t]
+            self._buf_marks[t].append((len(buf), parent))
+            buf.extend(outputs)
             self._buf_bytes[t] += nbytes
             self._buf_records[t] += n
             if parent is not None:
                 parent.refs += 1
-                self._buf_parents[t].append(parent)
 
     def flush_buffers(self, force: bool) -> None:
+        """Turn buffered outputs into batches: all of them if ``force``, else those edges
+        whose buffer is full. Outputs that cannot be routed or encoded are charged to the
+        batch that produced them, under its stage's ``on_error``."""
         size, max_bytes = self.spec.batch.size, self.spec.batch.bytes
+        fatal: ReplicaFailure | None = None
         for t, edge in self.edges.items():
             buf = self._buf[t]
             if not buf or not (force or len(buf) >= size or self._buf_bytes[t] >= max_bytes):
                 continue
-            parents = self._buf_parents[t]
+            marks = self._buf_marks[t]
             plain = self._buf_bytes[t] == 0 and self._buf_records[t] == len(buf)
-            edge.add(buf, parents, self.host.codec, plain)
-            self._buf[t] = []
-            self._buf_bytes[t] = 0
-            self._buf_records[t] = 0
-            self._buf_parents[t] = []
+            self._buf[t], self._buf_marks[t] = [], []
+            self._buf_bytes[t] = self._buf_records[t] = 0
+            parents = [p for _, p in marks if p is not None]
+            try:
+                edge.add(buf, parents, self.host.codec, plain)
+            except (WireError, KeyRouteError):
+                parents, failure = self._add_by_parent(edge, buf, marks)
+                fatal = fatal or failure
             for p in parents:
                 p.refs -= 1
                 if p.refs == 0:
                     self._complete(p)
+        if fatal is not None:
+            raise fatal
+
+    def _add_by_parent(
+        self, edge: OutEdge, buf: list[Any], marks: list[tuple[int, InBatch | None]]
+    ) -> tuple[list[InBatch], ReplicaFailure | None]:
+        """Queue each batch's outputs on its own, to find the ones that cannot be sent.
+        Returns the parents to release and the failure that stops this replica, if any (its
+        batch stays unacknowledged, to be delivered again)."""
+        release: list[InBatch] = []
+        fatal: ReplicaFailure | None = None
+        ends = [start for start, _ in marks[1:]] + [len(buf)]
+        for (start, parent), end in zip(marks, ends, strict=True):
+            part = buf[start:end]
+            try:
+                edge.add(part, [parent] if parent else [], self.host.codec)
+            except (WireError, KeyRouteError) as exc:
+                failure = self._outputs_failed(edge.target, parent, part, exc)
+                if failure is not None:
+                    fatal = fatal or failure
+                    continue
+            if parent is not None:
+                release.append(parent)
+        return release, fatal
+
+    def _outputs_failed(
+        self, target: str, parent: InBatch | None, outputs: list[Any], exc: Exception
+    ) -> ReplicaFailure | None:
+        """Outputs for ``target`` cannot be sent: dead-letter what made them, or fail."""
+        self.c.errors += 1
+        policy = self.spec.on_error
+        phase = (
+            "process"
+            if parent is not None
+            else ("source" if self.impl.role is Role.SOURCE else "finish")
+        )
+        skip = policy == "skip" or (
+            policy == "restart" and parent is not None and parent.attempt >= 1
+        )
+        if not skip or (parent is None and phase == "finish"):
+            return ReplicaFailure(exc, phase, parent)
+        error = f"its output for {target} cannot be sent: {type(exc).__name__}: {exc}"
+        if parent is None:  # a source's own items: keep them as they were
+            entry = {"replica": self.index, "records": len(outputs), "error": error}
+            path = self.dead_letter(self.spec.name, entry, outputs)
+            self.c.records_dead += len(outputs)
+        else:
+            parent.status = ACK_DEAD
+            entry = {
+                "replica": self.index,
+                "from": self._sender(parent.src),
+                "batch": parent.seq,
+                "attempt": parent.attempt,
+                "records": parent.records,
+                "error": error,
+            }
+            path = self.dead_letter(self.spec.name, entry, self.decode(parent))
+            self.c.records_dead += parent.records
+        log.warning("%s: %s; written to %s", self.name, error, path)
+        return None
 
     def pump(self) -> None:
         """Send every batch that has credit and window now."""
@@ -392,8 +485,9 @@ class Replica:
         self.flush_acks()
 
     # ------------------------------------------------------------------ loops
-    async def run(self) -> None:
-        """Run to the end of the stream (or failure) and report to the supervisor."""
+    async def run(self) -> bool:
+        """Run to the end of the stream (or failure) and report to the supervisor; True if
+        the replica ended well."""
         try:
             await self._user(self.code.setup())
             await self.placed.wait()
@@ -414,10 +508,26 @@ class Replica:
             await self.drain()
         except ReplicaFailure as failure:
             await self._report_failure(failure)
-            return
+            return False
+        except Exception as exc:  # a bug of the engine's own: say so, with the traceback
+            log.exception("%s: internal error", self.name)
+            await self.host.report(
+                {
+                    "t": "failed",
+                    "rid": self.rid,
+                    "phase": "engine",
+                    "error": f"internal error {type(exc).__name__}: {exc}",
+                    "where": "the engine (please report this, with the traceback)",
+                    "traceback": "".join(traceback.format_exception(exc)),
+                    "batch": None,
+                    "stats": self.snapshot(),
+                }
+            )
+            return False
         finally:
             self.finished.set()
         await self.host.report({"t": "done", "rid": self.rid, "stats": self.snapshot()})
+        return True
 
     @staticmethod
     async def _user(step: Awaitable[T]) -> T:
@@ -457,8 +567,6 @@ class Replica:
         self.host.mark(self.index, b.src, b.seq)
         self._note_held()
         items = self.decode(b)
-        self.c.batches_in += 1
-        self.c.records_in += b.records
         return items
 
     def end(self, b: InBatch, outputs: list[Any] | None, edges: list[str] | None = None) -> None:
@@ -480,6 +588,7 @@ class Replica:
         except Exception as exc:
             self.c.busy += time.perf_counter() - t0
             self.processing = None
+            self.host.mark(self.index, 0, 0)
             await self.batch_failed(b, items, exc)
             return
         self.c.busy += time.perf_counter() - t0
@@ -490,7 +599,7 @@ class Replica:
         self.c.errors += 1
         policy = self.spec.on_error
         if policy == "skip" or (policy == "restart" and b.attempt >= 1):
-            src_stage, _ = self.up.get(b.src, (self._gone_up.get(b.src, "?"), ""))
+            src_stage = self._sender(b.src)
             path = self.dead_letter(
                 self.spec.name,
                 {
@@ -555,6 +664,6 @@ class Replica:
                 "redelivered": ec.redelivered,
                 "inflight_max": ec.inflight_max,
             }
-            c.inflight[t] = edge.inflight
+            c.inflight[t] = edge.inflight + edge.pending
         c.incomplete = [list(x) for x in self.ctx.incomplete]
         return c.to_wire()

@@ -35,6 +35,8 @@ async def run_source(r: Replica) -> None:
         if inspect.isawaitable(it):
             it = await it
         await _pull(r, it, leftover)
+    except ReplicaFailure:
+        raise  # already judged (outputs that could not be sent)
     except Exception as exc:
         if r.spec.on_error != "skip":
             raise ReplicaFailure(exc, "source") from exc

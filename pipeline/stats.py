@@ -35,7 +35,7 @@ class ReplicaCounters:
     dead_by_stage: dict[str, int] = field(default_factory=dict)
     #: per downstream stage: the sender side of the edge
     edges: dict[str, dict[str, int]] = field(default_factory=dict)
-    #: unacknowledged batches now, per downstream stage
+    #: batches not yet delivered (queued or unacknowledged) now, per downstream stage
     inflight: dict[str, int] = field(default_factory=dict)
     incomplete: list[list[str]] = field(default_factory=list)
 

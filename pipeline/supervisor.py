@@ -92,7 +92,9 @@ class Supervisor:
         self.stopped_by: str | None = None
         self._drain_deadline: float | None = None
         self._signals: list[int] = []
+        self._signal_fd: int | None = None
         self.rundir = RunDir(topology.run_dir)
+        self.order = topology.order()
 
     # ------------------------------------------------------------------ run
     def run(self) -> RunReport:
@@ -105,10 +107,15 @@ class Supervisor:
                 endpoint_for(topo.transport, topo.host, self.rundir.sockets, "control"),
                 endpoint_for(topo.transport, topo.host, self.rundir.sockets, "stats"),
             )
+            if self._signal_fd is not None:  # a signal wakes the poll at once
+                self.sockets.watch_fd(self._signal_fd)
             try:
                 while not self._finished():
                     self._step()
             finally:
+                for wid, w in self.workers.items():
+                    if w.alive():
+                        self.sockets.send(wid, {"t": "exit"})
                 launcher.stop_all(list(self.workers.values()), grace=2.0)
                 self._reap_all()
                 self.sockets.close()
@@ -160,11 +167,12 @@ class Supervisor:
                 signal.signal(s, h)
             os.close(r)
             os.close(w)
+            self._signal_fd = None
 
         return restore
 
     def _handle_signals(self) -> None:
-        if hasattr(self, "_signal_fd"):
+        if self._signal_fd is not None:
             with contextlib.suppress(BlockingIOError):
                 os.read(self._signal_fd, 512)
         while self._signals:
@@ -187,14 +195,16 @@ class Supervisor:
             why,
             self.topology.drain_timeout,
         )
-        for wid in self.workers:
-            self.sockets.send(wid, {"t": "stop"})
-        self._dirty = True
+        self._dirty = True  # the membership carries "stop" to every replica
 
     def _check_deadlines(self) -> None:
         now = time.monotonic()
         if self._drain_deadline is not None and now > self._drain_deadline:
-            self._fail(f"the drain did not finish within {self.topology.drain_timeout:.0f}s")
+            left = [name for name, st in self.stages.items() if not st.ended]
+            self._fail(
+                f"the drain did not finish within {self.topology.drain_timeout:.0f}s "
+                f"(not ended: {', '.join(left)}); stopped at once"
+            )
         for r in self.replicas.values():
             if r.state == "starting" and now - r.started > START_TIMEOUT:
                 self._fail(
@@ -204,8 +214,8 @@ class Supervisor:
     # ------------------------------------------------------------------ messages
     def _on_control(self, worker: str, msg: dict[str, Any]) -> None:
         r = self.replicas.get(msg.get("rid", -1))
-        if r is None:
-            return
+        if r is None or r.state not in ("starting", "running"):
+            return  # late news of a replica already given up for lost
         t = msg["t"]
         if t == "hello":
             if r.state == "starting":
@@ -218,6 +228,12 @@ class Supervisor:
             r.stats = msg["stats"]
             r.exact = True
             self._dirty = True
+            early = [u for u in self.topology.upstream(r.stage) if not self.stages[u].ended]
+            if early:
+                self._fail(
+                    f"stage '{r.stage}' replica {r.index} ended while {', '.join(early)} "
+                    "still had records for it; this is a bug in the engine, please report it"
+                )
         elif t == "failed":
             if msg.get("stats") is not None:
                 r.stats = msg["stats"]
@@ -292,7 +308,7 @@ class Supervisor:
         policy = spec.on_error
         stateless = spec.role not in (Role.STATEFUL, Role.SOURCE)
         restartable = stateless or self._restartable(spec)
-        can_restart = phase not in ("start",) and (
+        can_restart = phase not in ("start", "engine") and (
             policy == "restart" or (policy == "skip" and phase == "killed" and restartable)
         )
         who = f"stage '{r.stage}' replica {r.index}"
@@ -343,7 +359,7 @@ class Supervisor:
             ]
             if missing:
                 self._start(st, missing)
-        for name in self.topology.names:  # in file order, so upstream ends come first
+        for name in self.order:  # upstream stages first, so an end reaches down in one pass
             st = self.stages[name]
             if st.ended:
                 continue
@@ -369,7 +385,11 @@ class Supervisor:
             for index, rid in pairs:
                 self.replicas[rid] = ReplicaState(rid, spec.name, index, st.host)
                 self.worker_rids[st.host].append(rid)
-                self.sockets.send(st.host, {"t": "start", "index": index, "rid": rid})
+                if not self.sockets.send(st.host, {"t": "start", "index": index, "rid": rid}):
+                    log.warning("could not reach the async worker of '%s'; trying again", spec.name)
+                    self.replicas[rid].state = "dead"
+                    st.slots[index] = None
+                    st.restart_at[index] = time.monotonic() + 0.5
             return
         groups = [pairs] if spec.kind == "async" else [[p] for p in pairs]
         for group in groups:
@@ -407,7 +427,7 @@ class Supervisor:
         topo = self.topology
         ups = topo.upstream(r.stage)
         up = [
-            [u.rid, u.stage, u.endpoint]
+            [u.rid, u.stage, u.index, u.endpoint]
             for u in self.replicas.values()
             if u.stage in ups and u.live
         ]
@@ -428,7 +448,7 @@ class Supervisor:
                 "owners": default_owners(route.partitions, tst.desired)
                 if route.kind == KEY
                 else None,
-                "suspects": self.suspects.pop((r.rid, target), []),
+                "suspects": self.suspects.get((r.rid, target), []),
             }
         return {
             "up": up,
@@ -438,13 +458,19 @@ class Supervisor:
         }
 
     def _broadcast(self) -> None:
+        """Send every worker the membership as its replicas see it; a worker that cannot be
+        reached now is tried again at the next step."""
         for wid, rids in self.worker_rids.items():
             live = [self.replicas[rid] for rid in rids if self.replicas[rid].live]
             if not live or not self.workers[wid].alive():
                 continue
-            self.sockets.send(
-                wid, {"t": "peers", "replicas": {r.rid: self._section(r) for r in live}}
-            )
+            sections = {r.rid: self._section(r) for r in live}
+            if not self.sockets.send(wid, {"t": "peers", "replicas": sections}):
+                self._dirty = True
+                continue
+            for r in live:  # suspects are told once, to the sender that holds them
+                for target in self.topology.stage(r.stage).next:
+                    self.suspects.pop((r.rid, target), None)
 
     def _reap_all(self) -> None:
         for w in self.workers.values():

@@ -151,6 +151,16 @@ class Topology:
     def upstream(self, name: str) -> tuple[str, ...]:
         return tuple(s.name for s in self.stages if name in s.next)
 
+    def order(self) -> tuple[str, ...]:
+        """Stage names with every stage after all the stages that feed it."""
+        placed: list[str] = []
+        pending = list(self.names)
+        while pending:
+            ready = [n for n in pending if all(u in placed for u in self.upstream(n))]
+            placed.extend(ready)
+            pending = [n for n in pending if n not in ready]
+        return tuple(placed)
+
     def sources(self) -> tuple[StageSpec, ...]:
         return tuple(s for s in self.stages if not self.upstream(s.name))
 

@@ -1,8 +1,10 @@
 """A worker process: one replica (``kind: process``) or several as coroutines (``kind: async``).
 
-The worker runs a uvloop event loop with three service tasks beside its replicas: the inbox
-(data, acknowledgements and credit, dispatched to replicas by id), the control channel from
-the supervisor (membership, end of stream, stop) and the periodic stats report.
+The worker runs a uvloop event loop. Its inbox (data, acknowledgements and credit, for
+replicas addressed by id) is read by a reader callback on the socket's descriptor, and by
+the replicas themselves between batches. Service tasks beside the replicas: the control
+channel from the supervisor (membership, end of stream, stop, start, exit), the periodic
+stats report, and a watch on the supervisor process.
 """
 
 from __future__ import annotations
@@ -59,9 +61,9 @@ def _supervisor_gone() -> None:
 async def watch_supervisor(pid: int) -> None:
     """Exit as soon as the supervisor does, even if it was killed (SIGKILL included), so no
     replica outlives its frame. A pidfd tells at once; elsewhere poll once a second."""
-    if not pid:
-        return
     loop = asyncio.get_running_loop()
+    if not pid:
+        await asyncio.Event().wait()
     try:
         fd = os.pidfd_open(pid)
     except ProcessLookupError:
@@ -74,13 +76,15 @@ async def watch_supervisor(pid: int) -> None:
             except ProcessLookupError:
                 _supervisor_gone()
     loop.add_reader(fd, _supervisor_gone)
+    await asyncio.Event().wait()  # a service task: it lives as long as the worker
 
 
 def prepare_process(title: str, log_level: int) -> None:
-    # The supervisor coordinates shutdown; a terminal's Ctrl-C reaches the whole process
-    # group, so workers ignore it and wait for the supervisor's word.
+    # The supervisor coordinates shutdown. A terminal's Ctrl-C, or a SIGTERM sent to the
+    # whole process group, reaches the workers too: they ignore both and drain when the
+    # supervisor says so (they still exit at once if it dies; SIGKILL stops one outright).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     with contextlib.suppress(ImportError):
         from setproctitle import setproctitle  # noqa: PLC0415
 
@@ -119,8 +123,10 @@ class Worker:
         self.dead_letters = deadletter.folder(self.run_dir, spec.run_id)
         self.codec = Codec()
         self.replicas: dict[int, Replica] = {}
-        self.tasks: dict[int, asyncio.Task[None]] = {}
+        self.tasks: dict[int, asyncio.Task[bool]] = {}
         self.failed: set[int] = set()
+        #: the newest replica id started for each index
+        self.latest: dict[int, int] = {}
         self._uses: dict[str, int] = {}
         self._exit = asyncio.Event()
         self.sockets: WorkerSockets
@@ -159,22 +165,54 @@ class Worker:
             asyncio.create_task(self._stats_loop(), name="stats"),
             asyncio.create_task(watch_supervisor(spec.supervisor_pid), name="watch"),
         ]
+        for service in services:
+            service.add_done_callback(self._service_done)
         try:
             for index, rid in spec.replicas:
                 await self.start_replica(index, rid)
             await self._exit.wait()
         finally:
-            for t in services:
-                t.cancel()
-            for t in self.tasks.values():
-                t.cancel()
+            for service in services:
+                service.cancel()
+            for task in self.tasks.values():
+                task.cancel()
             await asyncio.gather(*services, *self.tasks.values(), return_exceptions=True)
             self._send_stats()
             self.sockets.close()
         return 1 if self.failed else 0
 
+    def _service_done(self, task: asyncio.Task[None]) -> None:
+        """A service task must never end while the worker runs: if one does, it is a bug of
+        the engine's; report it for every replica here and stop, rather than stall."""
+        if task.cancelled() or self._exit.is_set():
+            return
+        exc = task.exception()
+        log.error("worker service %s stopped", task.get_name(), exc_info=exc)
+        error = f"internal error in the worker's {task.get_name()} task: {exc!r}"
+        trace = "".join(traceback.format_exception(exc)) if exc else ""
+
+        async def give_up() -> None:
+            for rid in self.replicas:
+                self.failed.add(rid)
+                await self.report(
+                    {
+                        "t": "failed",
+                        "rid": rid,
+                        "phase": "engine",
+                        "error": error,
+                        "where": "the engine (please report this, with the traceback)",
+                        "traceback": trace,
+                        "batch": None,
+                        "stats": None,
+                    }
+                )
+            self._exit.set()
+
+        self._giving_up = asyncio.ensure_future(give_up())
+
     async def start_replica(self, index: int, rid: int) -> None:
         topo = self.spec.topology
+        self.latest[index] = rid
         try:
             replica = Replica(self, topo, topo.stage(self.spec.stage), index, rid)
         except Exception as exc:
@@ -201,21 +239,20 @@ class Worker:
         self.tasks[rid] = task
         task.add_done_callback(functools.partial(self._replica_done, rid))
 
-    def _replica_done(self, rid: int, task: asyncio.Task[None]) -> None:
+    def _replica_done(self, rid: int, task: asyncio.Task[bool]) -> None:
         if task.cancelled():
             return
-        exc = task.exception()
-        if exc is not None:
-            # A bug in the engine, not in user code (user errors are reported by the replica).
-            log.error("replica %d crashed", rid, exc_info=exc)
+        if not task.result():  # it failed, and has reported so
             self.failed.add(rid)
-            self._exit.set()
-            return
         self._check_exit()
 
     def _check_exit(self) -> None:
-        if all(t.done() for t in self.tasks.values()) and (
-            self.spec.topology.stage(self.spec.stage).kind == "process" or not self.failed
+        """A process worker ends with its replica. An async worker also waits while a failed
+        replica of its may be restarted here (the supervisor sends start, or stops it)."""
+        if not all(t.done() for t in self.tasks.values()):
+            return
+        if self.spec.topology.stage(self.spec.stage).kind == "process" or not any(
+            rid in self.failed for rid in self.latest.values()
         ):
             self._exit.set()
 
@@ -245,9 +282,6 @@ class Worker:
                     replica = self.replicas.get(rid)
                     if replica is not None:
                         replica.on_peers(section)
-            elif t == "stop":
-                for replica in self.replicas.values():
-                    replica.on_stop()
             elif t == "start":
                 await self.start_replica(msg["index"], msg["rid"])
             elif t == "exit":

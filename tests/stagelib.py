@@ -103,12 +103,15 @@ def hold(item: Any, ctx: Context, seconds: float = 1.0) -> Any:
 class Collect:
     """Writes everything it got to ``<folder>/<stage>-<replica>-<pid>.json`` at the end."""
 
-    def __init__(self, folder: str, tag: bool = False) -> None:
+    def __init__(self, folder: str, tag: bool = False, seconds: float = 0.0) -> None:
         self.folder = Path(folder)
         self.tag = tag
+        self.seconds = seconds
         self.items: list[Any] = []
 
     def process_batch(self, items: list[Any], ctx: Context) -> None:
+        if self.seconds:
+            time.sleep(self.seconds * len(items))
         for item in items:
             if isinstance(item, Columns):
                 rows = {n: a.tolist() for n, a in item.items()}
@@ -187,3 +190,31 @@ def always_die(item: dict[str, Any], ctx: Context, value: int) -> dict[str, Any]
     if item["i"] == value:
         os.kill(os.getpid(), signal.SIGKILL)
     return item
+
+
+def opaque_on(item: dict[str, Any], ctx: Context, value: int = 13) -> Any:
+    """Returns something the wire cannot carry for ``value``."""
+    return {"i": item["i"], "x": object()} if item["i"] == value else item
+
+
+def drop_key_on(item: dict[str, Any], ctx: Context, value: int = 13) -> Any:
+    """Loses the routing key "k" for ``value``."""
+    return {"i": item["i"]} if item["i"] == value else {**item, "k": item["i"] % 3}
+
+
+def tagged(ctx: Context, n: int, tag: str) -> Any:
+    for i in range(n):
+        yield {"i": i, "tag": tag}
+
+
+def mass_take_three(sockets: Any) -> None:
+    """Ends its stream after three items, whatever else comes."""
+    if sockets.received == 3:
+        raise EndOfStream
+    sockets.send(sockets.receive())
+
+
+async def mass_async_take_three(sockets: Any) -> None:
+    if sockets.received == 3:
+        raise EndOfStream
+    await sockets.send(await sockets.receive())

@@ -70,3 +70,34 @@ def test_a_sleeping_replica_never_holds_more_than_its_credit(run_dir: Path, tmp_
     assert report.stages["sleepy"].held_max == 2  # reached its credit, never more
     assert report.stages["src"].edges["sleepy"]["inflight_max"] <= 4
     assert len(read_collected(tmp_path)) == 6
+
+
+def test_a_sender_with_a_small_window_is_not_starved_by_a_busy_one(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    report = run_topology(
+        f"""
+        name: starve
+        stages:
+          - name: busy
+            run: tests.stagelib:tagged
+            params: {{n: 3000, tag: B}}
+            batch: {{size: 10}}
+            next: keep
+          - name: small
+            run: tests.stagelib:tagged
+            params: {{n: 100, tag: S}}
+            batch: {{size: 10}}
+            backpressure: {{window: 2}}
+            next: keep
+          - name: keep
+            run: tests.stagelib:Collect
+            params: {{folder: "{out}", seconds: 0.0005}}
+        """,
+        run_dir,
+    )
+    assert report.ok, report.errors
+    order = [r["tag"] for r in read_collected(out)]
+    last_small = max(i for i, tag in enumerate(order) if tag == "S")
+    assert last_small < 0.6 * len(order), f"the small sender finished at {last_small}/{len(order)}"

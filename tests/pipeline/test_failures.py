@@ -64,7 +64,7 @@ def test_skip_writes_the_failing_batch_to_dead_letters_and_goes_on(
     assert got == [i for i in range(100) if not 10 <= i < 20]  # the batch holding 13 is out
     (path,) = report.dead_letters
     (entry,) = deadletter.read(path)
-    assert entry["stage"] == "mid" and entry["from"] == "src" and entry["records"] == 10
+    assert entry["stage"] == "mid" and entry["from"] == "src/0" and entry["records"] == 10
     assert "ValueError: item 13 is bad" in entry["error"] and "Traceback" in entry["traceback"]
     assert [item["i"] for item in entry["items"]] == list(range(10, 20))
     assert report.stages["mid"].records_dead == 10
@@ -135,7 +135,7 @@ def test_a_batch_that_kills_its_replica_twice_is_dead_lettered(
     assert set(got) == set(range(100)) - set(range(40, 50))
     (path,) = report.dead_letters
     (entry,) = deadletter.read(path)
-    assert entry["stage"] == "mid" and entry["from"] == "src" and entry["attempt"] == 1
+    assert entry["stage"] == "mid" and entry["from"] == "src/0" and entry["attempt"] == 1
     assert "died while processing this batch" in entry["error"]
     assert [x["i"] for x in entry["items"]] == list(range(40, 50))
     assert report.stages["mid"].killed == 2
@@ -287,3 +287,97 @@ def test_a_second_frame_on_the_same_run_dir_is_refused(run_dir: Path, tmp_path: 
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
     assert proc.returncode == 0
+
+
+def _unsendable(out: Path, mid: str, policy: str) -> str:
+    return f"""
+        name: unsendable
+        stages:
+          - name: src
+            run: tests.stagelib:count_to
+            params: {{n: 100}}
+            batch: {{size: 10}}
+            next: mid
+          - name: mid
+            run: {mid}
+            params: {{value: 13}}
+            on_error: {policy}
+            next: sink
+          - name: sink
+            run: tests.stagelib:Collect
+            params: {{folder: "{out}"}}
+            route: {{key: k}}
+            replicas: 2
+        """
+
+
+def test_an_output_the_wire_cannot_carry_is_charged_to_its_batch(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    text = _unsendable(out, "tests.stagelib:opaque_on", "skip").replace("route: {key: k}", "")
+    report = run_topology(text, run_dir)
+    assert report.exit_code == ExitCode.OK, report.errors
+    assert sorted(r["i"] for r in read_collected(out)) == [
+        i for i in range(100) if not 10 <= i < 20
+    ]
+    (path,) = report.dead_letters
+    (entry,) = deadletter.read(path)
+    assert (
+        "its output for sink cannot be sent" in entry["error"]
+        and "cannot send a builtins.object" in entry["error"]
+    )
+    assert [x["i"] for x in entry["items"]] == list(range(10, 20))  # the input batch, kept whole
+
+
+def test_a_record_without_its_routing_key_fails_the_stage_that_made_it(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    report = run_topology(_unsendable(tmp_path, "tests.stagelib:drop_key_on", "fail"), run_dir)
+    assert report.exit_code == ExitCode.FAILED
+    (error,) = report.errors
+    assert "stage 'mid' replica 0 raised KeyRouteError" in error
+    assert "cannot route by key 'k'" in error and "on batch 2 from src/0" in error
+    report = run_topology(
+        _unsendable(tmp_path / "o", "tests.stagelib:drop_key_on", "skip"), run_dir
+    )
+    assert report.exit_code == ExitCode.OK, report.errors
+    assert len(read_collected(tmp_path / "o")) == 90
+
+
+def test_sigterm_to_the_whole_process_group_drains(run_dir: Path, tmp_path: Path) -> None:
+    topo = tmp_path / "t.yaml"
+    out = tmp_path / "out"
+    topo.write_text(
+        UNBOUNDED.format(name="group", run_dir=run_dir, drain=30, mid="double", out=out)
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "run", str(topo)],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    _wait_for(lambda: len(pipeline_processes("group")) == 4)
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGTERM)  # as a batch scheduler or `kill -- -PGID` would
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert len(read_collected(out)) == summary["stages"]["src"]["records_out"] > 0
+    assert not pipeline_processes("group")
+
+
+def test_an_async_replica_that_fails_is_restarted_in_its_worker(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    marker = tmp_path / "marker"
+    text = graph(out, "tests.stagelib:fail_once", f'{{value: 42, marker: "{marker}"}}', "restart")
+    text = text.replace("on_error: restart", "on_error: restart\n            kind: async")
+    report = run_topology(text, run_dir)
+    assert report.exit_code == ExitCode.OK, report.errors
+    assert sorted(r["i"] for r in read_collected(out)) == list(range(100))
+    assert report.stages["mid"].restarts == 1 and report.stages["mid"].killed == 0

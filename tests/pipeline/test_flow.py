@@ -89,19 +89,24 @@ def test_a_suspect_that_was_already_delivered_again_is_condemned() -> None:
     ((_, b),) = e.sendable()
     b.attempt = 1  # it was delivered once more already
     _, condemned = e.set_members([(0, None, None), (1, 102, "ep1")], None, suspects=[b.seq])
-    assert condemned == [b] and e.pending == 0
+    assert [x for _, x in condemned] == [b] and e.pending == 0
     assert e.condemn(b) == [parent]
     assert e.counters.records_dead == 10
 
 
-def test_an_ack_from_a_replica_declared_gone_is_ignored() -> None:
+def test_a_late_ack_for_a_batch_already_sent_elsewhere_is_not_counted_twice() -> None:
     e = edge()
     e.on_credit(101, 3)
     e.add([{"i": 1}], [], Codec())
     ((_, b),) = e.sendable()
     e.set_members([(0, None, None), (1, 102, "ep1")], None)
+    e.on_credit(102, 3)
+    ((peer, again),) = e.sendable()
+    assert peer.rid == 102 and again is b
     assert e.on_ack(101, b.seq, ACK_OK) == []
-    assert e.pending == 1
+    assert e.inflight == 1 and e.counters.records_acked == 0
+    e.on_ack(102, b.seq, ACK_OK)
+    assert e.idle and e.counters.records_acked == 1
 
 
 def test_key_routed_batches_wait_for_their_owner() -> None:
@@ -112,3 +117,18 @@ def test_key_routed_batches_wait_for_their_owner() -> None:
     sent = e.sendable()
     assert sent and all(p.rid == 101 for p, _ in sent)
     assert e.pending >= 1  # replica 1's share waits for its credit
+
+
+def test_an_ack_that_overtakes_the_news_of_its_replica_s_end_still_counts() -> None:
+    e = edge()
+    e.on_credit(101, 3)
+    parent = InBatch(src=9, seq=1, attempt=0, records=10, frames=[])
+    e.add([{"i": i} for i in range(10)], [parent], Codec())
+    parent.refs -= 1
+    ((_, b),) = e.sendable()
+    e.set_members([(0, None, None), (1, 102, "ep1")], None)  # 101 is gone: b is queued again
+    assert e.pending == 1
+    assert e.on_ack(101, b.seq, ACK_OK) == [parent]  # its last ack arrives after all
+    assert e.pending == 0 and e.counters.records_acked == 10
+    e.on_credit(102, 3)
+    assert e.sendable() == []  # not delivered twice

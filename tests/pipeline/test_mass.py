@@ -77,3 +77,20 @@ def test_start_all_stages_raises_when_the_run_fails(run_dir: Path, tmp_path: Pat
     with pytest.raises(RunFailed, match="item 7 is bad") as info:
         frame.start_all_stages()
     assert info.value.report.exit_code == ExitCode.FAILED  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("concurrency", ["process", "async"])
+def test_a_fed_stage_that_ends_its_stream_early_lets_the_run_finish(
+    run_dir: Path, tmp_path: Path, concurrency: str
+) -> None:
+    frame = AnalysisFrame("takethree", run_dir=run_dir)
+    frame.add_stage("tests.stagelib:count_to", "src", next_stage="take", params={"n": 5000})
+    take = "tests.stagelib:mass_take_three"
+    if concurrency == "async":
+        take = "tests.stagelib:mass_async_take_three"
+    frame.add_stage(take, "take", next_stage="sink", concurrency=concurrency)
+    frame.add_stage(Collect, "sink", params={"folder": str(tmp_path)})
+    report = frame.start_all_stages()
+    assert report.ok
+    assert [r["i"] for r in read_collected(tmp_path)] == [0, 1, 2]
+    assert report.stages["take"].records_in == 5000  # the rest was taken, not processed

@@ -344,3 +344,39 @@ def test_defaults_are_merged_into_stages(tmp_path: Path) -> None:
     path.write_text("defaults: {batch: {size: 7}, on_error: skip}\n" + GOOD)
     topo = load_topology(path, {})
     assert all(s.batch.size == 7 and s.on_error == "skip" for s in topo.stages)
+
+
+@pytest.mark.parametrize(
+    ("line", "what"),
+    [
+        ("drain_timeout: 0\n", "drain_timeout must be a positive number"),
+        ("stats_interval: soon\n", "stats_interval must be a positive number"),
+        ("host: ''\n", "host must be an address to bind"),
+        ("run_dir: 5\n", "run_dir must be a directory path"),
+        ("name: 'a b'\n", "name must be letters, digits"),
+        ("defaults: [1]\n", "defaults must be a mapping"),
+    ],
+)
+def test_top_level_settings_are_checked(tmp_path: Path, line: str, what: str) -> None:
+    msg = one(tmp_path, line + GOOD.replace("name: demo\n", ""))
+    assert what in msg and "topology.yaml:1:" in msg
+
+
+def test_max_restarts_and_params_types(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "    replicas: 2\n", "    replicas: 2\n    max_restarts: -1\n    params: [1]\n"
+    )
+    msgs = problems(tmp_path, text)
+    assert any("max_restarts must be a whole number >= 0" in m for m in msgs)
+    assert any("params must be a mapping of keyword arguments" in m for m in msgs)
+
+
+def test_order_puts_every_stage_after_its_feeders(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text(
+        "stages:\n"
+        "  - {name: sink, run: tests.stagelib:Collect, params: {folder: /tmp/x}}\n"
+        "  - {name: mid, run: tests.stagelib:double, next: sink}\n"
+        "  - {name: src, run: tests.stagelib:count_to, next: [mid, sink]}\n"
+    )
+    assert load_topology(path, {}).order() == ("src", "mid", "sink")
