@@ -100,7 +100,8 @@ class Codec:
         return items
 
     def _add_buffer(self, arr: np.ndarray[Any, Any]) -> int:
-        self._out.append(np.ascontiguousarray(arr))
+        # As raw bytes: some dtypes (datetime64, timedelta64) refuse the buffer protocol.
+        self._out.append(np.ascontiguousarray(arr).reshape(-1).view(np.uint8))
         return len(self._out) - 1
 
     def _enc_hook(self, obj: Any) -> Any:
@@ -111,14 +112,16 @@ class Codec:
                     EXT_OBJECT_ARRAY, _values_encoder.encode([list(obj.shape), values])
                 )
             idx = self._add_buffer(obj)
-            return msgspec.msgpack.Ext(EXT_NDARRAY, pack([idx, obj.dtype.str, list(obj.shape)]))
+            return msgspec.msgpack.Ext(
+                EXT_NDARRAY, pack([idx, _dtype_out(obj.dtype), list(obj.shape)])
+            )
         if isinstance(obj, Columns):
             spec: list[list[Any]] = []
             for name, arr in obj.items():
                 if arr.dtype.hasobject:
                     spec.append([name, None, "O", arr.tolist()])
                 else:
-                    spec.append([name, self._add_buffer(arr), arr.dtype.str, None])
+                    spec.append([name, self._add_buffer(arr), _dtype_out(arr.dtype), None])
             return msgspec.msgpack.Ext(EXT_COLUMNS, _values_encoder.encode([len(obj), spec]))
         if isinstance(obj, np.generic):
             return obj.item()
@@ -150,8 +153,25 @@ class Codec:
         raise WireError(msg)
 
 
-def _view(frame: Any, dtype: str) -> np.ndarray[Any, Any]:
-    arr = np.frombuffer(_frame_bytes(frame), dtype=np.dtype(dtype))
+def _dtype_out(dtype: np.dtype[Any]) -> Any:
+    """A dtype as plain data: its string, or for records its field list (``descr``)."""
+    return dtype.descr if dtype.fields else dtype.str
+
+
+def _dtype_in(spec: Any) -> np.dtype[Any]:
+    if isinstance(spec, str):
+        return np.dtype(spec)
+
+    def field(entry: list[Any]) -> tuple[Any, ...]:
+        name, fmt, *shape = entry
+        fmt = [field(e) for e in fmt] if isinstance(fmt, list) else fmt
+        return (name, fmt, *(tuple(s) for s in shape))
+
+    return np.dtype([field(e) for e in spec])
+
+
+def _view(frame: Any, dtype: Any) -> np.ndarray[Any, Any]:
+    arr = np.frombuffer(_frame_bytes(frame), dtype=_dtype_in(dtype))
     arr.flags.writeable = False
     return arr
 

@@ -67,3 +67,22 @@ def test_empty_batch_and_empty_array() -> None:
     assert roundtrip([]) == []
     (out,) = roundtrip([np.zeros(0, dtype=np.uint8)])
     assert out.shape == (0,)  # type: ignore[attr-defined]
+
+
+def test_record_dtypes_keep_their_fields() -> None:
+    dt = np.dtype([("a", "<i4"), ("b", "<f8", (2,)), ("c", [("x", "u1"), ("y", "S3")])])
+    arr = np.zeros(3, dtype=dt)
+    arr["a"] = [1, 2, 3]
+    arr["b"][1] = [0.5, 1.5]
+    arr["c"]["y"] = [b"ab", b"cd", b"ef"]
+    (out,) = roundtrip([arr])
+    assert out.dtype == dt  # type: ignore[attr-defined]
+    assert out.tobytes() == arr.tobytes()  # type: ignore[attr-defined]
+    (cols,) = roundtrip([Columns(r=arr)])
+    assert cols["r"].dtype == dt  # type: ignore[index]
+
+
+def test_datetime_dtypes() -> None:
+    arr = np.array(["2026-11-22T10:00", "2026-11-21T00:00"], dtype="datetime64[s]")
+    (out,) = roundtrip([arr])
+    assert out.dtype == arr.dtype and (out == arr).all()  # type: ignore[attr-defined]
