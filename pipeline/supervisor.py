@@ -158,7 +158,9 @@ class Supervisor:
         def on_signal(signum: int, frame: FrameType | None) -> None:
             self._signals.append(signum)
 
-        old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        # SIGHUP too: a closed terminal or ssh session drains the run like Ctrl-C would
+        handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        old = {s: signal.signal(s, on_signal) for s in handled}
         old_fd = signal.set_wakeup_fd(w)
 
         def restore() -> None:

@@ -80,11 +80,11 @@ async def watch_supervisor(pid: int) -> None:
 
 
 def prepare_process(title: str, log_level: int) -> None:
-    # The supervisor coordinates shutdown. A terminal's Ctrl-C, or a SIGTERM sent to the
-    # whole process group, reaches the workers too: they ignore both and drain when the
+    # The supervisor coordinates shutdown. A terminal's Ctrl-C or hang-up, or a SIGTERM sent to
+    # the whole process group, reaches the workers too: they ignore these and drain when the
     # supervisor says so (they still exit at once if it dies; SIGKILL stops one outright).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
     with contextlib.suppress(ImportError):
         from setproctitle import setproctitle  # noqa: PLC0415
 
