@@ -46,19 +46,20 @@ def _engine(frame: AnalysisFrame, marks: str) -> dict[str, float]:
     return json.loads(Path(marks).read_text())  # type: ignore[no-any-return]
 
 
-# ---------------------------------------------------------------- (a) arrays
-def engine_arrays(folder: Path, count: int) -> float:
-    marks = _marks(folder, "arrays")
-    frame = AnalysisFrame("bench-arrays", run_dir=folder / "run-arrays")
-    frame.add_stage(
-        "bench.stages:array_source",
-        "src",
-        next_stage="mid",
-        params={"count": count, "marks": marks},
-    )
+def _pass_through(folder: Path, name: str, source: str, count: int) -> dict[str, float]:
+    """source -> identity -> counting sink, on the engine; the marks of the run."""
+    marks = _marks(folder, name)
+    frame = AnalysisFrame(f"bench-{name}", run_dir=folder / f"run-{name}")
+    params = {"count": count, "marks": marks}
+    frame.add_stage(f"bench.stages:{source}", "src", next_stage="mid", params=params)
     frame.add_stage("bench.stages:identity", "mid", next_stage="sink")
     frame.add_stage("bench.stages:CountSink", "sink", params={"marks": marks})
-    m = _engine(frame, marks)
+    return _engine(frame, marks)
+
+
+# ---------------------------------------------------------------- (a) arrays
+def engine_arrays(folder: Path, count: int) -> float:
+    m = _pass_through(folder, "arrays", "array_source", count)
     assert m["bytes"] == count * MIB, m
     return count * MIB / (m["end"] - m["start"]) / GB
 
@@ -117,17 +118,7 @@ def queue_arrays(count: int) -> float:
 
 # ---------------------------------------------------------------- (b) records
 def engine_records(folder: Path, count: int) -> float:
-    marks = _marks(folder, "records")
-    frame = AnalysisFrame("bench-records", run_dir=folder / "run-records")
-    frame.add_stage(
-        "bench.stages:record_source",
-        "src",
-        next_stage="mid",
-        params={"count": count, "marks": marks},
-    )
-    frame.add_stage("bench.stages:identity", "mid", next_stage="sink")
-    frame.add_stage("bench.stages:CountSink", "sink", params={"marks": marks})
-    m = _engine(frame, marks)
+    m = _pass_through(folder, "records", "record_source", count)
     assert m["records"] == count, m
     return count / (m["end"] - m["start"])
 

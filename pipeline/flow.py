@@ -35,6 +35,7 @@ import numpy as np
 
 from pipeline.codec import Buffer, Codec, item_nbytes, item_records, pack
 from pipeline.routing import BROADCAST, KEY, Route, split_by_owner
+from pipeline.stats import EdgeCounters
 
 DATA = "D"
 ACK = "A"
@@ -88,16 +89,6 @@ class Peer:
     @property
     def free(self) -> int:
         return self.credit - len(self.unacked)
-
-
-@dataclass
-class EdgeCounters:
-    batches_sent: int = 0
-    records_sent: int = 0
-    records_acked: int = 0
-    records_dead: int = 0
-    redelivered: int = 0
-    inflight_max: int = 0
 
 
 def cut(items: Sequence[Any], size: int, max_bytes: int) -> list[list[Any]]:
@@ -349,13 +340,7 @@ class OutEdge:
 
     def condemn(self, batch: OutBatch) -> list[InBatch]:
         """Count a condemned batch as dead-lettered; returns parents now complete."""
-        self.counters.records_dead += batch.records
-        done = []
-        for p in batch.parents:
-            p.refs -= 1
-            if p.refs == 0:
-                done.append(p)
-        return done
+        return self._delivered(batch, ACK_DEAD)
 
 
 def data_frames(src: int, dst: int, batch: OutBatch) -> list[Buffer]:

@@ -22,7 +22,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pipeline.errors import EndOfStream, UsageError
@@ -84,24 +84,23 @@ class _Core:
         """Close the current batch and wait for the next one (EndOfStream at the end)."""
         r = self._r
         self._end_batch()
-        r.flush_buffers(force=not r.inq)
-        r.pump()
-        r.flush_acks()
-        while not r.inq:
-            if r.ended >= r.upstream_stages:
-                self._input_ended = True
-                raise EndOfStream
-            r.flush_buffers(force=True)
-            r.pump()
-            r.flush_acks()
-            t0 = time.perf_counter()
-            await r.wait()
-            r.c.wait_input += time.perf_counter() - t0
-        if r.pending():
-            await r.send_all()
-        b = r.inq.popleft()
+        await r.between_batches()
+        b = await r.next_input()
+        if b is None:
+            self._input_ended = True
+            raise EndOfStream
         self._items = r.begin(b)
         self._batch = b
+
+    @contextlib.contextmanager
+    def _busy(self) -> Iterator[None]:
+        """Count the time in the stage function, less what it waited for input or credit."""
+        c = self._r.c
+        t0, waits = time.perf_counter(), c.wait_input + c.wait_credit
+        try:
+            yield
+        finally:
+            c.busy += time.perf_counter() - t0 - (c.wait_input + c.wait_credit - waits)
 
     def _due(self) -> bool:
         spec = self._r.spec.batch
@@ -178,17 +177,14 @@ class AsyncSockets(_Core):
         fn, args, params = r.impl.obj, r.spec.args, r.spec.params
         ended_early = False
         while self.fed or not r.stopping:
-            t0, w0 = time.perf_counter(), r.c.wait_input + r.c.wait_credit
             try:
-                await fn(self, *args, **params)
+                with self._busy():
+                    await fn(self, *args, **params)
             except EndOfStream:
                 ended_early = self.fed and not self._input_ended
                 break
             except Exception as exc:
                 await self._failed(exc)
-            finally:  # time in the stage, less what it spent waiting for input or credit
-                waited = r.c.wait_input + r.c.wait_credit - w0
-                r.c.busy += time.perf_counter() - t0 - waited
             if not self.fed and self._due():
                 await self._handoff()
         await self._close(ended_early)
@@ -222,17 +218,14 @@ class ThreadSockets(_Core):
         fn, args, params = r.impl.obj, r.spec.args, r.spec.params
         ended_early = False
         while self.fed or not r.stopping:
-            t0, w0 = time.perf_counter(), r.c.wait_input + r.c.wait_credit
             try:
-                fn(self, *args, **params)
+                with self._busy():
+                    fn(self, *args, **params)
             except EndOfStream:
                 ended_early = self.fed and not self._input_ended
                 break
             except Exception as exc:
                 self._on_loop(self._failed(exc))
-            finally:  # time in the stage, less what it spent waiting for input or credit
-                waited = r.c.wait_input + r.c.wait_credit - w0
-                r.c.busy += time.perf_counter() - t0 - waited
             if not self.fed and self._due():
                 self._on_loop(self._handoff())
         self._on_loop(self._close(ended_early))

@@ -16,6 +16,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Awaitable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, TypeVar
 
@@ -538,25 +539,32 @@ class Replica:
             raise ReplicaFailure(err.exc, err.phase) from err.exc
 
     async def _run_fed(self) -> None:
-        while True:
-            if self.inq:
-                if self.pending():
-                    await self.send_all()
-                b = self.inq.popleft()
-                await self._process(b)
-                self.flush_buffers(force=not self.inq)
-                self.pump()
-                self.flush_acks(busy=bool(self.inq))
-                await self.breathe()
-                continue
+        while (b := await self.next_input()) is not None:
+            await self._process(b)
+            await self.between_batches()
+
+    async def next_input(self) -> InBatch | None:
+        """The next batch to process, once its outputs can be sent (backpressure); waits
+        for one, and returns None when every upstream stage has ended and all is taken."""
+        while not self.inq:
             if self.ended >= self.upstream_stages:
-                return
+                return None
             self.flush_buffers(force=True)
             self.pump()
             self.flush_acks()
             t0 = time.perf_counter()
             await self.wait()
             self.c.wait_input += time.perf_counter() - t0
+        if self.pending():
+            await self.send_all()
+        return self.inq.popleft()
+
+    async def between_batches(self) -> None:
+        """After a batch: send what is due, and take in what arrived."""
+        self.flush_buffers(force=not self.inq)
+        self.pump()
+        self.flush_acks(busy=bool(self.inq))
+        await self.breathe()
 
     def decode(self, b: InBatch) -> list[Any]:
         return self.host.codec.decode(b.frames[0], b.frames[1:])
@@ -655,15 +663,7 @@ class Replica:
     def snapshot(self) -> dict[str, Any]:
         c = self.c
         for t, edge in self.edges.items():
-            ec = edge.counters
-            c.edges[t] = {
-                "batches_sent": ec.batches_sent,
-                "records_sent": ec.records_sent,
-                "records_acked": ec.records_acked,
-                "records_dead": ec.records_dead,
-                "redelivered": ec.redelivered,
-                "inflight_max": ec.inflight_max,
-            }
+            c.edges[t] = asdict(edge.counters)
             c.inflight[t] = edge.inflight + edge.pending
         c.incomplete = [list(x) for x in self.ctx.incomplete]
         return c.to_wire()

@@ -9,7 +9,7 @@ supervisor sums them per stage, checks that what left every stage arrived at the
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -43,7 +43,21 @@ class ReplicaCounters:
         return asdict(self)
 
 
-EDGE_FIELDS = ("batches_sent", "records_sent", "records_acked", "records_dead", "redelivered")
+@dataclass
+class EdgeCounters:
+    """The sender side of one edge, as one replica sees it."""
+
+    batches_sent: int = 0
+    records_sent: int = 0
+    records_acked: int = 0
+    records_dead: int = 0
+    #: batches delivered again after their replica was lost
+    redelivered: int = 0
+    inflight_max: int = 0
+
+
+#: edge counters that add up over replicas (``inflight_max`` takes the maximum)
+EDGE_FIELDS = tuple(f.name for f in fields(EdgeCounters) if f.name != "inflight_max")
 
 
 @dataclass
