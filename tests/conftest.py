@@ -9,6 +9,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -33,16 +34,21 @@ def _ours(p: psutil.Process) -> bool:
         return False
 
 
-def pipeline_processes(frame: str | None = None) -> list[psutil.Process]:
-    """Live processes titled ``pipeline: <frame> ...`` (any frame when None)."""
-    prefix = "pipeline: " + (f"{frame} " if frame else "")
+def pipeline_processes(frame: str, group: int) -> list[psutil.Process]:
+    """Live worker processes titled ``pipeline: <frame> ...`` in process group ``group``
+    (a command started with ``start_new_session`` leads a group of its own)."""
+    prefix = f"pipeline: {frame} "
     found = []
     for p in psutil.process_iter(["cmdline"]):
         try:
             cmd = " ".join(p.info["cmdline"] or [])
-            if cmd.startswith(prefix) and p.status() != psutil.STATUS_ZOMBIE:
+            if (
+                cmd.startswith(prefix)
+                and p.status() != psutil.STATUS_ZOMBIE
+                and os.getpgid(p.pid) == group
+            ):
                 found.append(p)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
+        except (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError):
             continue
     return found
 
@@ -89,20 +95,38 @@ def assert_clean(run_dir: Path) -> None:
     assert not (run_dir / "frame.json").exists(), "frame record left behind"
 
 
-def cli(
-    *args: str,
-    cwd: Path | None = None,
-    timeout: float = 60,
-    env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m pipeline`` as a user would."""
-    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    return subprocess.run(
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+    #: also the id of the process group it led
+    pid: int
+
+
+def start_cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """Start ``python -m pipeline`` as a user would, leading a process group of its own."""
+    return subprocess.Popen(
         [sys.executable, "-m", "pipeline", *args],
-        check=False,
         cwd=cwd or REPO,
-        env=full_env,
-        capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
+        start_new_session=True,
     )
+
+
+def cli(
+    *args: str, cwd: Path | None = None, timeout: float = 60, env: dict[str, str] | None = None
+) -> Ran:
+    """Run ``python -m pipeline`` to its end."""
+    proc = start_cli(*args, cwd=cwd, env=env)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        raise
+    return Ran(proc.returncode, out, err, proc.pid)

@@ -95,6 +95,7 @@ def test_the_default_topology_counts_words(tmp_path: Path) -> None:
     shutil.copy(REPO / "topology.yaml", tmp_path / "topology.yaml")
     proc = cli("run", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
+    assert not pipeline_processes("wordcount", proc.pid)
     expected: Counter[str] = Counter()
     for path in sorted((tmp_path / "sample-data" / "text").glob("*.txt")):
         expected.update(re.findall(r"[\w']+", path.read_text().lower()))
@@ -105,7 +106,6 @@ def test_the_default_topology_counts_words(tmp_path: Path) -> None:
     assert got == dict(expected)
     summary = json.loads((tmp_path / ".pipeline" / "wordcount" / "summary.json").read_text())
     assert summary["exit_code"] == 0
-    assert not pipeline_processes("wordcount")
 
 
 def test_console_script_and_module_are_the_same_command() -> None:

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 
 from pipeline import deadletter
 from pipeline.errors import ExitCode
-from tests.conftest import REPO, assert_clean, pipeline_processes, run_topology
+from tests.conftest import assert_clean, pipeline_processes, run_topology, start_cli
 from tests.stagelib import read_collected
 
 pytestmark = pytest.mark.integration
@@ -51,7 +50,6 @@ def test_fail_stops_the_run_naming_stage_replica_and_line(run_dir: Path, tmp_pat
     assert "ValueError: item 13 is bad" in error
     assert "tests.stagelib:fail_on" in error and "stagelib.py:" in error
     assert "on_error: fail stops the run" in error
-    assert not pipeline_processes("failing")
 
 
 def test_skip_writes_the_failing_batch_to_dead_letters_and_goes_on(
@@ -172,14 +170,7 @@ def test_a_failing_source_under_skip_ends_early_and_exits_3(run_dir: Path, tmp_p
 
 
 def _start_cli(topology: Path, cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "run", str(topology)],
-        cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_cli("run", str(topology), cwd=cwd)
 
 
 def _wait_for(predicate, timeout: float = 20) -> None:  # type: ignore[no-untyped-def]
@@ -215,7 +206,7 @@ def test_sigterm_drains_an_unbounded_run_and_exits_0(run_dir: Path, tmp_path: Pa
         UNBOUNDED.format(name="drainme", run_dir=run_dir, drain=30, mid="double", out=out)
     )
     proc = _start_cli(topo, tmp_path)
-    _wait_for(lambda: len(pipeline_processes("drainme")) == 4)
+    _wait_for(lambda: len(pipeline_processes("drainme", proc.pid)) == 4)
     time.sleep(1.0)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
@@ -226,7 +217,7 @@ def test_sigterm_drains_an_unbounded_run_and_exits_0(run_dir: Path, tmp_path: Pa
     sent = summary["stages"]["src"]["records_out"]
     assert sent > 10
     assert len(read_collected(out)) == sent  # everything emitted arrived
-    assert not pipeline_processes("drainme")
+    assert not pipeline_processes("drainme", proc.pid)
     assert_clean(run_dir)
 
 
@@ -236,7 +227,7 @@ def test_a_second_signal_stops_at_once(run_dir: Path, tmp_path: Path) -> None:
         UNBOUNDED.format(name="stubborn", run_dir=run_dir, drain=60, mid="hold", out=tmp_path)
     )
     proc = _start_cli(topo, tmp_path)
-    _wait_for(lambda: len(pipeline_processes("stubborn")) == 4)
+    _wait_for(lambda: len(pipeline_processes("stubborn", proc.pid)) == 4)
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.5)
@@ -246,7 +237,7 @@ def test_a_second_signal_stops_at_once(run_dir: Path, tmp_path: Path) -> None:
     assert time.monotonic() - t0 < 10
     assert proc.returncode == ExitCode.FAILED
     assert "SIGINT received again: stopped at once" in err
-    assert not pipeline_processes("stubborn")
+    assert not pipeline_processes("stubborn", proc.pid)
     assert_clean(run_dir)
 
 
@@ -256,11 +247,13 @@ def test_the_next_start_cleans_up_after_a_killed_supervisor(run_dir: Path, tmp_p
         UNBOUNDED.format(name="orphan", run_dir=run_dir, drain=5, mid="double", out=tmp_path)
     )
     proc = _start_cli(topo, tmp_path)
-    _wait_for(lambda: len(pipeline_processes("orphan")) == 4)
+    _wait_for(lambda: len(pipeline_processes("orphan", proc.pid)) == 4)
     sockets = json.loads((run_dir / "frame.json").read_text())["sockets"]
     proc.kill()
     proc.communicate(timeout=10)
-    _wait_for(lambda: not pipeline_processes("orphan"), timeout=10)  # replicas die with it
+    _wait_for(
+        lambda: not pipeline_processes("orphan", proc.pid), timeout=10
+    )  # replicas die with it
     assert Path(sockets).exists()  # a SIGKILL leaves the sockets
     bounded = topo.read_text().replace("tests.stagelib:ticking", "tests.stagelib:count_to")
     topo.write_text(bounded.replace("{every: 0.002}", "{n: 50}"))
@@ -278,7 +271,7 @@ def test_a_second_frame_on_the_same_run_dir_is_refused(run_dir: Path, tmp_path: 
     )
     proc = _start_cli(topo, tmp_path)
     try:
-        _wait_for(lambda: len(pipeline_processes("first")) == 4)
+        _wait_for(lambda: len(pipeline_processes("first", proc.pid)) == 4)
         second = _start_cli(topo, tmp_path)
         _, err = second.communicate(timeout=30)
         assert second.returncode == ExitCode.USAGE
@@ -351,23 +344,15 @@ def test_sigterm_to_the_whole_process_group_drains(run_dir: Path, tmp_path: Path
     topo.write_text(
         UNBOUNDED.format(name="group", run_dir=run_dir, drain=30, mid="double", out=out)
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "run", str(topo)],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    _wait_for(lambda: len(pipeline_processes("group")) == 4)
+    proc = start_cli("run", str(topo), cwd=tmp_path)
+    _wait_for(lambda: len(pipeline_processes("group", proc.pid)) == 4)
     time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGTERM)  # as a batch scheduler or `kill -- -PGID` would
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     summary = json.loads((run_dir / "summary.json").read_text())
     assert len(read_collected(out)) == summary["stages"]["src"]["records_out"] > 0
-    assert not pipeline_processes("group")
+    assert not pipeline_processes("group", proc.pid)
 
 
 def test_an_async_replica_that_fails_is_restarted_in_its_worker(
