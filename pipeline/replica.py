@@ -102,6 +102,19 @@ def measure(items: list[Any]) -> tuple[int, int]:
     return n, nbytes
 
 
+_ENGINE_DIR = str(Path(__file__).resolve().parent)
+
+
+def user_traceback(exc: BaseException) -> str:
+    """The traceback from the first frame outside the engine: what the user wrote."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        if not tb.tb_frame.f_code.co_filename.startswith(_ENGINE_DIR):
+            break
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
 def user_frame(exc: BaseException, impl_file: str | None) -> str:
     """``file:line`` of the deepest traceback frame in the stage's own file."""
     frames = traceback.extract_tb(exc.__traceback__)
@@ -519,7 +532,7 @@ class Replica:
                     "phase": "engine",
                     "error": f"internal error {type(exc).__name__}: {exc}",
                     "where": "the engine (please report this, with the traceback)",
-                    "traceback": "".join(traceback.format_exception(exc)),
+                    "traceback": user_traceback(exc),
                     "batch": None,
                     "stats": self.snapshot(),
                 }
@@ -618,7 +631,7 @@ class Replica:
                     "records": b.records,
                     "error": f"{type(exc).__name__}: {exc}",
                     "where": f"{self.impl.where} at {user_frame(exc, self._impl_file)}",
-                    "traceback": "".join(traceback.format_exception(exc)),
+                    "traceback": user_traceback(exc),
                 },
                 items,
             )
@@ -654,7 +667,7 @@ class Replica:
                 "phase": failure.phase,
                 "error": f"{type(exc).__name__}: {exc}",
                 "where": f"{self.impl.where} at {user_frame(exc, self._impl_file)}",
-                "traceback": "".join(traceback.format_exception(exc)),
+                "traceback": user_traceback(exc),
                 "batch": None if b is None else [b.src, b.seq, b.records, b.attempt],
                 "stats": self.snapshot(),
             }

@@ -118,6 +118,8 @@ class Supervisor:
                         self.sockets.send(wid, {"t": "exit"})
                 launcher.stop_all(list(self.workers.values()), grace=2.0)
                 self._reap_all()
+                for _, msg in self.sockets.receive_stats():  # their last counters
+                    self._on_stats(msg)
                 self.sockets.close()
         finally:
             restore()
@@ -315,7 +317,8 @@ class Supervisor:
         )
         who = f"stage '{r.stage}' replica {r.index}"
         if not can_restart:
-            self._fail(f"{who} {what}; on_error: {policy} stops the run")
+            self._fail(f"{who} {what}; on_error: {policy} stops the run", quiet=True)
+            log.error("stopping the run (on_error: %s)", policy)
             return
         st.restarts += 1
         if st.restarts > spec.max_restarts:
@@ -339,10 +342,12 @@ class Supervisor:
 
         return bool(getattr(resolve(spec.run), "restartable", False))
 
-    def _fail(self, reason: str) -> None:
+    def _fail(self, reason: str, quiet: bool = False) -> None:
+        """Stop the run; ``reason`` goes in the report (and the log, unless said already)."""
         if reason not in self.errors:
             self.errors.append(reason)
-            log.error("%s", reason)
+            if not quiet:
+                log.error("%s", reason)
         self.failed = True
 
     # ------------------------------------------------------------------ reconcile

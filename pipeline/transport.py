@@ -224,6 +224,13 @@ class SupervisorSockets:
         ready = {fd for fd in self._fds if fd in events}
         return controls, stats, ready
 
+    def receive_stats(self) -> list[tuple[str, Any]]:
+        """Stats messages already received."""
+        out: list[tuple[str, Any]] = []
+        while self.stats.poll(0, zmq.POLLIN):
+            out.append(("", unpack(self.stats.recv())))
+        return out
+
     def receive_control(self, timeout_ms: int) -> list[tuple[str, Any]]:
         """Control messages arriving within ``timeout_ms`` (returns at the first lull)."""
         out: list[tuple[str, Any]] = []

@@ -24,7 +24,7 @@ from typing import Any
 
 from pipeline import deadletter
 from pipeline.codec import Buffer, Codec, unpack
-from pipeline.replica import Replica
+from pipeline.replica import Replica, user_traceback
 from pipeline.topology import Topology
 from pipeline.transport import WorkerSockets
 
@@ -224,7 +224,7 @@ class Worker:
                     "phase": "start",
                     "error": f"{type(exc).__name__}: {exc}",
                     "where": topo.stage(self.spec.stage).run,
-                    "traceback": "".join(traceback.format_exception(exc)),
+                    "traceback": user_traceback(exc),
                     "batch": None,
                     "stats": None,
                 }
