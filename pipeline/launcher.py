@@ -30,6 +30,15 @@ def context() -> multiprocessing.context.BaseContext:
     return mp.get_context("spawn")  # pragma: no cover - not Linux
 
 
+def preload(modules: list[str]) -> None:
+    """Have the forkserver import ``modules`` once, before it forks any worker, so workers
+    start with them loaded (stage modules that import heavy libraries). Only takes effect
+    if the forkserver has not started yet; modules that fail to import are skipped there."""
+    ctx = context()
+    if hasattr(ctx, "set_forkserver_preload"):
+        ctx.set_forkserver_preload(["pipeline.forkserver_init", *modules])
+
+
 @dataclass
 class WorkerProcess:
     spec: WorkerSpec

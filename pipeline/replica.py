@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import logging
 import time
 import traceback
@@ -679,4 +680,6 @@ class Replica:
             c.edges[t] = asdict(edge.counters)
             c.inflight[t] = edge.inflight + edge.pending
         c.incomplete = [list(x) for x in self.ctx.incomplete]
+        times = os.times()
+        c.cpu = times.user + times.system
         return c.to_wire()

@@ -70,7 +70,7 @@ class RunReport:
             out.append(
                 f"  {name:<{width}}  in {t.records_in:>11,}  out {t.records_out:>11,}  "
                 f"failed {t.records_dead:,}  in flight {t.inflight}  busy {busy:3.0f}%  "
-                f"{rate(t.records_in or t.records_out, self.seconds)}{extra}"
+                f"cpu {t.cpu:.1f}s  {rate(t.records_in or t.records_out, self.seconds)}{extra}"
             )
         for path in self.dead_letters:
             out.append(f"dead letters: {path}")

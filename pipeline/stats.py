@@ -22,6 +22,8 @@ class ReplicaCounters:
     #: batches that failed in user code (dead-lettered or fatal)
     errors: int = 0
     records_dead: int = 0
+    #: CPU seconds (user + system) of the worker process hosting the replica
+    cpu: float = 0.0
     #: seconds in user code, waiting for input, waiting for credit downstream
     busy: float = 0.0
     wait_input: float = 0.0
@@ -68,6 +70,7 @@ class StageTotals:
     records_out: int = 0
     errors: int = 0
     records_dead: int = 0
+    cpu: float = 0.0
     busy: float = 0.0
     wait_input: float = 0.0
     wait_credit: float = 0.0
@@ -96,6 +99,7 @@ def totals(name: str, reports: Iterable[Mapping[str, Any]]) -> StageTotals:
         t.records_out += c["records_out"]
         t.errors += c["errors"]
         t.records_dead += c["records_dead"]
+        t.cpu += c["cpu"]
         t.busy += c["busy"]
         t.wait_input += c["wait_input"]
         t.wait_credit += c["wait_credit"]

@@ -99,6 +99,9 @@ class Supervisor:
     # ------------------------------------------------------------------ run
     def run(self) -> RunReport:
         topo = self.topology
+        # Stage modules were imported when the topology was checked; have the workers'
+        # forkserver import them too, once (except a script's __main__).
+        launcher.preload(sorted({s.run.partition(":")[0] for s in topo.stages} - {"__main__"}))
         self.rundir.acquire(topo.name)
         t0 = time.monotonic()
         restore = self._install_signals()
