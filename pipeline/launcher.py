@@ -30,13 +30,16 @@ def context() -> multiprocessing.context.BaseContext:
     return mp.get_context("spawn")  # pragma: no cover - not Linux
 
 
-def preload(modules: list[str]) -> None:
-    """Have the forkserver import ``modules`` once, before it forks any worker, so workers
-    start with them loaded (stage modules that import heavy libraries). Only takes effect
-    if the forkserver has not started yet; modules that fail to import are skipped there."""
-    ctx = context()
-    if hasattr(ctx, "set_forkserver_preload"):
-        ctx.set_forkserver_preload(["pipeline.forkserver_init", *modules])
+#: what the forkserver loads before it forks a worker (see ``preload``)
+PRELOAD_ENV = "PIPELINE_WORKER_PRELOAD"
+
+
+def preload(entries: list[str]) -> None:
+    """Have the forkserver load ``entries`` once, before it forks any worker, so every
+    worker starts with them loaded and their pages are shared: ``module`` is imported,
+    ``module:function`` is imported and called (to load compiled code, say). Takes effect
+    when the forkserver starts; an entry that fails is logged there and skipped."""
+    os.environ[PRELOAD_ENV] = ",".join(entries)
 
 
 @dataclass

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -99,9 +100,7 @@ class Supervisor:
     # ------------------------------------------------------------------ run
     def run(self) -> RunReport:
         topo = self.topology
-        # Stage modules were imported when the topology was checked; have the workers'
-        # forkserver import them too, once (except a script's __main__).
-        launcher.preload(sorted({s.run.partition(":")[0] for s in topo.stages} - {"__main__"}))
+        launcher.preload(worker_preload(topo))
         self.rundir.acquire(topo.name)
         t0 = time.monotonic()
         restore = self._install_signals()
@@ -536,3 +535,19 @@ class Supervisor:
         )
         report.write()
         return report
+
+
+def worker_preload(topo: Topology) -> list[str]:
+    """What the workers' forkserver loads once: every stage module (imported already when
+    the topology was checked; a script's ``__main__`` aside) and the entries a stage module
+    lists in ``WORKER_PRELOAD`` (``module`` or ``module:function``, e.g. to load compiled
+    code that the supervisor itself never needs)."""
+    entries: list[str] = []
+    for name in dict.fromkeys(s.run.partition(":")[0] for s in topo.stages):
+        if name == "__main__":
+            continue
+        entries.append(name)
+        module = sys.modules.get(name)
+        extra = getattr(module, "WORKER_PRELOAD", ())
+        entries.extend(e for e in extra if isinstance(e, str) and e not in entries)
+    return entries
