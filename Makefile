@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/pipeline gen text sample-data/text
+	$(VENV)/bin/pipeline gen wrstat sample-data/wrstat
 	$(VENV)/bin/pipeline run topology.yaml
 
 check: $(STAMP)
@@ -31,6 +31,7 @@ test: check pytest
 
 bench: $(STAMP)
 	$(PY) -m bench transport
+	$(PY) -m bench wrstat
 
 clean:
 	rm -rf $(VENV) .pipeline sample-data out .mypy_cache .ruff_cache .pytest_cache

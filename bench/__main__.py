@@ -6,6 +6,7 @@ import sys
 
 BENCHMARKS = {
     "transport": ("bench.transport", "the engine against multiprocessing.Queue graphs"),
+    "wrstat": ("bench.wrstat", "wrstat reports end to end against a lurge-style loop"),
 }
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import os
 import logging
+import os
 import time
 import traceback
 from collections import deque

@@ -15,6 +15,8 @@ import pytest
 from pipeline.errors import ExitCode
 from tests.conftest import REPO, cli, pipeline_processes
 
+WORDCOUNT = REPO / "examples" / "wordcount.yaml"
+
 
 @pytest.mark.parametrize("args", [[], ["run"], ["check"], ["gen"], ["gen", "text"]])
 def test_every_command_has_help_with_examples(args: list[str]) -> None:
@@ -32,7 +34,7 @@ def test_no_command_is_a_usage_error() -> None:
 
 
 def test_check_prints_the_graph(tmp_path: Path) -> None:
-    proc = cli("check", str(REPO / "topology.yaml"))
+    proc = cli("check", str(WORDCOUNT))
     assert proc.returncode == 0, proc.stderr
     assert "words" in proc.stdout and "route key 'word'" in proc.stdout
     assert "ok: the topology is valid" in proc.stdout
@@ -74,7 +76,7 @@ def test_unreadable_input_exits_3_with_reports_written(tmp_path: Path) -> None:
     out = tmp_path / "counts.jsonl"
     proc = cli(
         "run",
-        str(REPO / "topology.yaml"),
+        str(WORDCOUNT),
         "-e",
         f"INPUT={data}/*.txt",
         "-e",
@@ -89,10 +91,10 @@ def test_unreadable_input_exits_3_with_reports_written(tmp_path: Path) -> None:
     assert counts == {"alpha": 1, "beta": 1, "gamma": 1, "delta": 1}
 
 
-def test_the_default_topology_counts_words(tmp_path: Path) -> None:
+def test_the_wordcount_example_counts_words(tmp_path: Path) -> None:
     gen = cli("gen", "text", "sample-data/text", "--files", "3", "--lines", "500", cwd=tmp_path)
     assert gen.returncode == 0, gen.stderr
-    shutil.copy(REPO / "topology.yaml", tmp_path / "topology.yaml")
+    shutil.copy(WORDCOUNT, tmp_path / "topology.yaml")
     proc = cli("run", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert not pipeline_processes("wordcount", proc.pid)

@@ -1,0 +1,358 @@
+"""Sample wrstat stats files in every era and naming: ``pipeline gen wrstat DIR``.
+
+Each volume gets a tree walked depth first as wrstat walks it: lustre-like areas
+(``humgen/projects/...`` with 5-component base directories, ``teams/...`` with 4,
+``realdata/mdtN/...`` with one more), groups of very unequal size, users' and projects'
+sub-directories, files of every reported type, symlinks, sockets and FIFOs, hard links (the
+same inode under two paths, nlink 2), entries with nlink 0, mtimes after the snapshot, and
+names with spaces, accents, emoji, tabs, newlines, quotes, backslashes and bytes that are
+not UTF-8.
+
+Eras: ``v3`` (base64 paths, 11 columns, ``<date>_<volume>.<a>.<b>.stats.gz``), ``v5.1``
+(base64 in the sorted alphabet), ``v5.2`` (Go-quoted paths), ``v6.2`` (quoted, directories
+end in "/", ``<date-time>_<mount>/stats.gz``), ``v6.4`` (as 6.2, and a 12th column: the
+apparent size). Sizes before 6.2 are capped at the allocated blocks, as wrstat reported
+them then.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import calendar
+import itertools
+import math
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from stages.wrstat.gz import gzip_module as _gzip
+from stages.wrstat.naming import FULLWIDTH_SLASH
+
+
+@dataclass(frozen=True)
+class Era:
+    name: str
+    encoding: str  # base64, sorted, quoted
+    columns: int
+    new_naming: bool
+    dir_slash: bool
+    apparent_sizes: bool
+
+
+ERAS = {
+    "v3": Era("v3", "base64", 11, False, False, False),
+    "v5.1": Era("v5.1", "sorted", 11, False, False, False),
+    "v5.2": Era("v5.2", "quoted", 11, False, False, False),
+    "v6.2": Era("v6.2", "quoted", 11, True, True, True),
+    "v6.4": Era("v6.4", "quoted", 12, True, True, True),
+}
+
+_STD = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_SORTED = b"+/0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_TO_SORTED = bytes.maketrans(_STD, _SORTED)
+_ESC = {9: b"\\t", 10: b"\\n", 13: b"\\r", 7: b"\\a", 8: b"\\b", 12: b"\\f", 11: b"\\v",
+        34: b'\\"', 92: b"\\\\"}  # fmt: skip
+
+
+def go_quote(path: bytes) -> bytes:
+    """``path`` as Go's ``strconv.Quote`` writes it (printable UTF-8 kept as it is)."""
+    if all(32 <= b < 127 and b not in (34, 92) for b in path):
+        return b'"' + path + b'"'
+    out = bytearray(b'"')
+    text = path.decode("utf-8", "surrogateescape")
+    for ch in text:
+        o = ord(ch)
+        if 0xDC80 <= o <= 0xDCFF:
+            out += b"\\x%02x" % (o - 0xDC00)
+        elif o < 128 and o in _ESC:
+            out += _ESC[o]
+        elif o < 32 or o == 127:
+            out += b"\\x%02x" % o
+        elif o < 128 or ch.isprintable():
+            out += ch.encode()
+        elif o < 0x10000:
+            out += b"\\u%04x" % o
+        else:
+            out += b"\\U%08x" % o
+    return bytes(out + b'"')
+
+
+def encode_path(path: bytes, era: Era) -> bytes:
+    if era.encoding == "quoted":
+        return go_quote(path)
+    encoded = base64.b64encode(path)
+    return encoded.translate(_TO_SORTED) if era.encoding == "sorted" else encoded
+
+
+_EXTENSIONS = [  # (suffix, weight, typical size in bytes)
+    (".bam", 8, 4e9), (".cram", 6, 2e9), (".sam", 1, 8e9), (".vcf", 2, 2e8),
+    (".vcf.gz", 4, 5e8), (".fastq", 1, 5e9), (".fq.gz", 3, 2e9), (".fastq.gz", 4, 3e9),
+    (".bed", 2, 1e6), (".ped", 1, 1e5), (".txt", 10, 2e4), (".log", 8, 1e5), (".py", 4, 8e3),
+    (".tsv", 5, 2e6), (".BAM", 1, 4e9), ("", 6, 5e4),
+]  # fmt: skip
+_ODD_NAMES = [
+    "with space.txt",
+    "caf\u00e9.vcf",
+    "emoji-\U0001f600.bam",
+    "tab\there.txt",
+    "new\nline.log",
+    'quote"d.txt',
+    "back\\slash.bed",
+    "nbsp\u00a0name.txt",
+]
+_ODD_BYTES = [b"latin1-\xe9t\xe9.txt", b"bad-\x80\xff.bam"]
+_EXT_CUM = list(itertools.accumulate(w for _, w, _ in _EXTENSIONS))
+_KIND_CUM = list(itertools.accumulate([970, 25, 3, 2]))
+_WORDS = ["align", "calls", "raw", "qc", "ref", "tmp", "batch", "sample", "run", "plots", "lanes",
+          "merged", "final", "old", "scratch", "work"]  # fmt: skip
+_WORD_BYTES = [w.encode() for w in _WORDS]
+
+
+@dataclass
+class Entry:
+    path: bytes
+    type: str
+    size: int
+    apparent: int
+    uid: int
+    gid: int
+    atime: int
+    mtime: int
+    ctime: int
+    inode: int
+    nlink: int
+    dev: int
+
+
+class Volume:
+    """One volume's tree, walked depth first."""
+
+    def __init__(self, name: str, lines: int, snapshot: int, rng: random.Random) -> None:
+        self.name = name
+        self.mount = f"/lustre/{name}".encode()
+        self.target = lines
+        self.snapshot = snapshot
+        self.rng = rng
+        self.inode = 1000 + rng.randrange(10_000)
+        self.dev = 64768 + rng.randrange(100)
+        self.emitted = 0
+        self.hardlinks: list[Entry] = []
+        # groups of very unequal size: a few big ones, many small ones
+        self.groups = [(1000 + i * 7, 1.0 / (i + 1) ** 1.3) for i in range(40)]
+        self.users = [20000 + i for i in range(120)]
+
+    def _entry(self, path: bytes, kind: str, uid: int, gid: int, size: int = 0) -> Entry:
+        rng = self.rng
+        self.inode += 1
+        roll = rng.random()
+        mtime = self.snapshot - int(-math.log(1.0 - roll) * 200 * 86400)  # ~200 days on average
+        if roll > 0.998:
+            mtime = self.snapshot + int(roll * 1e6) % 400 * 86400  # a clock in the future
+        apparent = size
+        if kind == "d":
+            size = apparent = 4096
+        elif kind == "l":
+            apparent = len(path) % 60 + 5
+            size = apparent
+        elif kind == "f":
+            apparent = size
+            if rng.random() < 0.05:  # sparse
+                size = size // 4
+        nlink = 2 if kind == "d" else 1
+        if kind == "f" and rng.random() < 0.001:
+            nlink = 0
+        return Entry(path, kind, size, apparent, uid, gid, mtime + int(roll * 86400),
+                     mtime, mtime + int(roll * 3600), self.inode, nlink, self.dev)  # fmt: skip
+
+    def _file(self, folder: bytes, uid: int, gid: int, i: int) -> Entry:
+        rng = self.rng
+        roll = rng.random()
+        typical = 1e5
+        if roll < 0.003:
+            name = rng.choice(_ODD_NAMES).encode()
+        elif roll < 0.004:
+            name = rng.choice(_ODD_BYTES)
+        else:
+            ext, _, typical = rng.choices(_EXTENSIONS, cum_weights=_EXT_CUM)[0]
+            name = b"%s_%05d%s" % (rng.choice(_WORD_BYTES), i, ext.encode())
+        path = folder + b"/" + name
+        kind = rng.choices("flsF", cum_weights=_KIND_CUM)[0]
+        size = 0
+        if kind == "f":
+            size = int(math.exp(rng.gauss(math.log(typical), 1.2)))
+        e = self._entry(path, kind, uid, gid, size)
+        if kind == "f" and rng.random() < 0.01:  # a hard link, met again later
+            e.nlink = 2
+            self.hardlinks.append(e)
+        return e
+
+    def walk(self) -> Iterator[Entry]:
+        """Entries in depth-first walk order, about ``target`` of them."""
+        rng = self.rng
+        root_uid, root_gid = 0, 0
+        yield self._entry(self.mount, "d", root_uid, root_gid)
+        areas = [
+            (b"humgen", b"projects"), (b"hgi", b"projects"), (b"tol", b"teams"), (b"teams", None),
+            (b"realdata/mdt0", b"projects"), (b"realdata/mdt1", b"projects"),
+        ]  # fmt: skip
+        weights = [g[1] for g in self.groups]
+        bases: list[tuple[bytes, int]] = []
+        for area, kind in areas:
+            n_bases = 8 if kind else 12
+            for b in range(n_bases):
+                gid = rng.choices(self.groups, weights=weights)[0][0]
+                label = f"{'team' if kind is None else 'p'}{rng.randrange(1000):03d}-{b}".encode()
+                base = self.mount + b"/" + area + b"/" + (kind + b"/" if kind else b"") + label
+                bases.append((base, gid))
+        shares = [1.0 / (k + 1) ** 1.2 for k in range(len(bases))]  # very unequal sizes
+        rng.shuffle(shares)
+        total = sum(shares)
+        emitted_dirs: set[bytes] = set()
+        for (base, gid), share in zip(bases, shares, strict=True):
+            budget = int(self.target * share / total)
+            # the directories above the base directory: outside any base directory
+            parts = base[len(self.mount) + 1 :].split(b"/")
+            for k in range(1, len(parts)):
+                above = self.mount + b"/" + b"/".join(parts[:k])
+                if above not in emitted_dirs:
+                    emitted_dirs.add(above)
+                    yield self._entry(above, "d", 0, gid)
+            yield from self._base(base, gid, budget)
+        for e in self.hardlinks:  # the second name of each hard-linked file
+            yield Entry(e.path + b".link", e.type, e.size, e.apparent, e.uid, e.gid, e.atime,
+                        e.mtime, e.ctime, e.inode, 2, e.dev)  # fmt: skip
+
+    def _base(self, base: bytes, gid: int, budget: int) -> Iterator[Entry]:
+        rng = self.rng
+        members = rng.sample(self.users, 4)
+        yield self._entry(base, "d", members[0], gid)
+        count = 1
+        subs = [b"users/" + str(u).encode() for u in members[:3]]
+        subs += [b"projects/" + rng.choice(_WORDS).encode(), b"data", b"results"]
+        i = 0
+        while count < budget:
+            for sub in subs:
+                if count >= budget:
+                    break
+                uid = rng.choice(members)
+                folder = base
+                for part in sub.split(b"/"):
+                    folder = folder + b"/" + part
+                    if rng.random() < 0.3 or part == sub.split(b"/")[0]:
+                        yield self._entry(folder, "d", uid, gid)
+                        count += 1
+                depth = rng.randrange(0, 3)
+                for _ in range(depth):
+                    folder = folder + b"/" + rng.choice(_WORDS).encode() + str(i).encode()
+                    yield self._entry(folder, "d", uid, gid)
+                    count += 1
+                for _ in range(min(budget - count, int(rng.expovariate(1 / 40)) + 1)):
+                    i += 1
+                    g = gid if rng.random() < 0.97 else rng.choice(self.groups)[0]
+                    yield self._file(folder, uid, g, i)
+                    count += 1
+            if rng.random() < 0.3:  # a file directly in the base directory
+                i += 1
+                yield self._file(base, members[0], gid, i)
+                count += 1
+
+
+def line(e: Entry, era: Era) -> bytes:
+    path = e.path + b"/" if era.dir_slash and e.type == "d" else e.path
+    size = e.size if not era.apparent_sizes else e.apparent
+    if not era.apparent_sizes and e.type == "l":
+        size = 0  # symlinks came out as 0 before wrstat 6.2
+    fields = [encode_path(path, era), b"%d" % size, b"%d" % e.uid, b"%d" % e.gid,
+              b"%d" % e.atime, b"%d" % e.mtime, b"%d" % e.ctime, e.type.encode(),
+              b"%d" % e.inode, b"%d" % e.nlink, b"%d" % e.dev]  # fmt: skip
+    if era.columns == 12:
+        fields.append(b"%d" % e.apparent)
+    return b"\t".join(fields) + b"\n"
+
+
+def file_path(folder: Path, volume: str, era: Era, snapshot: int) -> Path:
+    if era.new_naming:
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(snapshot))
+        mount = f"/lustre/{volume}".replace("/", FULLWIDTH_SLASH)
+        return folder / f"{stamp}_{mount}" / "stats.gz"
+    stamp = time.strftime("%Y%m%d", time.gmtime(snapshot))
+    return folder / f"{stamp}_{volume}.a1b2c3.d4e5f6.stats.gz"
+
+
+def write_volume(
+    folder: Path, volume: str, era: Era, lines: int, snapshot: int, seed: int
+) -> tuple[Path, int]:
+    """Write one stats file; returns its path and line count."""
+    path = file_path(folder, volume, era, snapshot)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    vol = Volume(volume, lines, snapshot, random.Random(f"{seed}-{volume}"))
+    n = 0
+    f: BinaryIO
+    with _gzip.open(path, "wb", compresslevel=1) as f:
+        buf: list[bytes] = []
+        for entry in vol.walk():
+            buf.append(line(entry, era))
+            n += 1
+            if len(buf) >= 20000:
+                f.write(b"".join(buf))
+                buf.clear()
+        f.write(b"".join(buf))
+    return path, n
+
+
+DEFAULT_VOLUMES = "scratch117=v3,scratch118=v5.1,scratch119=v5.2,scratch123=v6.2,scratch124=v6.4"
+
+
+def _run(args: argparse.Namespace) -> int:
+    folder = Path(args.dir)
+    if args.date:
+        day = calendar.timegm(time.strptime(args.date, "%Y%m%d"))
+    else:
+        day = int(time.time()) // 86400 * 86400
+    plan: list[tuple[str, Era]] = []
+    for spec in args.volumes.split(","):
+        volume, _, era = spec.partition("=")
+        if era not in ERAS:
+            print(f"pipeline gen wrstat: unknown era {era!r} for {volume}; eras: {', '.join(ERAS)}")
+            return 2
+        plan.append((volume, ERAS[era]))
+    total = 0
+    for k in range(args.history, -1, -1):  # older snapshots first
+        for volume, era in plan:
+            # old names carry only the day (00:00 UTC); new ones a time of day as well
+            when = day - k * 7 * 86400 + (12 * 3600 if era.new_naming else 0)
+            path, n = write_volume(folder, volume, era, args.lines, when, args.seed + k)
+            total += n
+            print(f"{path}: {n:,} lines ({era.name})")
+    print(f"wrote {total:,} lines in {len(plan) * (args.history + 1)} files to {folder}")
+    return 0
+
+
+def add_generator(kinds: Any) -> None:
+    p = kinds.add_parser(
+        "wrstat",
+        help="wrstat stats files of every era",
+        description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  pipeline gen wrstat sample-data/wrstat --lines 200000",
+    )
+    p.add_argument("dir", help="folder to write the stats files into")
+    p.add_argument("--lines", type=int, default=50000, help="lines per file (default 50000)")
+    p.add_argument(
+        "--volumes",
+        default=DEFAULT_VOLUMES,
+        help=f"volume=era pairs, comma separated (default {DEFAULT_VOLUMES})",
+    )
+    p.add_argument("--date", help="snapshot date YYYYMMDD (default: today, UTC)")
+    p.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="also write this many older weekly snapshots of each volume",
+    )
+    p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    p.set_defaults(handler=_run)
