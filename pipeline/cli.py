@@ -108,6 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
         help="how much the engine and the stages log (default: info)",
     )
+    run.add_argument(
+        "--progress",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="a live view of the stages while the run goes on: records, rates, and a bar "
+        "with the time left for stages that know their input's size (default: auto, on "
+        "when standard error is a terminal)",
+    )
 
     check = sub.add_parser(
         "check",
@@ -145,7 +153,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         level=level, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S"
     )
     topo = _load(args)
-    report = Supervisor(topo, log_level=level).run()
+    progress = args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty())
+    report = Supervisor(topo, log_level=level, progress=progress).run()
     for line in report.lines():
         print(line, file=sys.stderr)
     return int(report.exit_code)

@@ -76,6 +76,8 @@ class Context:
         self.log = logging.getLogger(f"pipeline.stage.{stage}")
         self._stopping = False
         self.incomplete: list[tuple[str, str]] = []
+        #: how far this replica is through its input: (done, total, unit); see ``progress``
+        self.done: tuple[float, float, str] = (0.0, 0.0, "")
 
     @property
     def stopping(self) -> bool:
@@ -89,6 +91,11 @@ class Context:
         """
         self.incomplete.append((what, reason))
         self.log.warning("%s: %s", what, reason)
+
+    def progress(self, done: float, total: float, unit: str = "") -> None:
+        """Say how far this replica is through its input (``done`` of ``total``, e.g.
+        bytes of its files): the live view of a run shows a bar and the time left."""
+        self.done = (float(done), float(total), unit)
 
     def __repr__(self) -> str:
         return f"Context(stage={self.stage!r}, replica={self.replica}/{self.replicas})"

@@ -680,6 +680,7 @@ class Replica:
             c.edges[t] = asdict(edge.counters)
             c.inflight[t] = edge.inflight + edge.pending
         c.incomplete = [list(x) for x in self.ctx.incomplete]
+        c.progress_done, c.progress_total, c.progress_unit = self.ctx.done
         times = os.times()
         c.cpu = times.user + times.system
         return c.to_wire()

@@ -40,6 +40,10 @@ class ReplicaCounters:
     #: batches not yet delivered (queued or unacknowledged) now, per downstream stage
     inflight: dict[str, int] = field(default_factory=dict)
     incomplete: list[list[str]] = field(default_factory=list)
+    #: how far the replica is through its input (``Context.progress``)
+    progress_done: float = 0.0
+    progress_total: float = 0.0
+    progress_unit: str = ""
 
     def to_wire(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,6 +87,9 @@ class StageTotals:
     dead_by_stage: dict[str, int] = field(default_factory=dict)
     edges: dict[str, dict[str, int]] = field(default_factory=dict)
     incomplete: list[list[str]] = field(default_factory=list)
+    progress_done: float = 0.0
+    progress_total: float = 0.0
+    progress_unit: str = ""
 
 
 def _add(into: dict[str, int], more: Mapping[str, int]) -> None:
@@ -114,6 +121,9 @@ def totals(name: str, reports: Iterable[Mapping[str, Any]]) -> StageTotals:
             edge["inflight_max"] = max(edge["inflight_max"], e["inflight_max"])
             t.inflight_max = max(t.inflight_max, e["inflight_max"])
         t.incomplete.extend(c["incomplete"])
+        t.progress_done += c.get("progress_done", 0.0)
+        t.progress_total += c.get("progress_total", 0.0)
+        t.progress_unit = t.progress_unit or c.get("progress_unit", "")
     return t
 
 

@@ -24,10 +24,11 @@ from pipeline import deadletter, launcher
 from pipeline.contract import Role
 from pipeline.errors import ExitCode
 from pipeline.launcher import WorkerProcess
+from pipeline.progress import LiveView
 from pipeline.report import RunReport
 from pipeline.routing import KEY, default_owners
 from pipeline.rundir import RunDir
-from pipeline.stats import check_accounting, totals
+from pipeline.stats import StageTotals, check_accounting, totals
 from pipeline.topology import StageSpec, Topology
 from pipeline.transport import SupervisorSockets, endpoint_for
 from pipeline.worker import WorkerSpec
@@ -73,9 +74,13 @@ class StageState:
 class Supervisor:
     """Runs one topology to its end and returns a ``RunReport``."""
 
-    def __init__(self, topology: Topology, *, log_level: int = logging.INFO) -> None:
+    def __init__(
+        self, topology: Topology, *, log_level: int = logging.INFO, progress: bool = False
+    ) -> None:
         self.topology = topology
         self.log_level = log_level
+        #: a live view on the terminal while the run goes on
+        self.view = LiveView(f"{topology.name}: running") if progress else None
         self.stages = {
             s.name: StageState(s, s.replicas, dict.fromkeys(range(s.replicas)))
             for s in topology.stages
@@ -112,8 +117,9 @@ class Supervisor:
             if self._signal_fd is not None:  # a signal wakes the poll at once
                 self.sockets.watch_fd(self._signal_fd)
             try:
-                while not self._finished():
-                    self._step()
+                with self.view or contextlib.nullcontext():
+                    while not self._finished():
+                        self._step()
             finally:
                 for wid, w in self.workers.items():
                     if w.alive():
@@ -149,6 +155,18 @@ class Supervisor:
             self._dirty = False
             self._broadcast()
         self._check_deadlines()
+        if self.view and self.view.due():
+            self.view.update(self.live_totals())
+
+    def live_totals(self) -> dict[str, StageTotals]:
+        """Each stage's totals so far, from its replicas' latest counters."""
+        out = {}
+        for name, st in self.stages.items():
+            found = (self.replicas[rid].stats for rid in st.incarnations if rid in self.replicas)
+            t = totals(name, [s for s in found if s is not None])
+            t.replicas = st.desired
+            out[name] = t
+        return out
 
     # ------------------------------------------------------------------ signals
     def _install_signals(self) -> Any:
