@@ -56,7 +56,7 @@ def test_mixed_process_and_async_stages(run_dir: Path, tmp_path: Path) -> None:
         stages:
           - name: src
             run: tests.stagelib:count_to
-            params: {{n: 2000}}
+            params: {{n: 20000}}  # enough batches that both tag replicas get some
             batch: {{size: 100}}
             next: plus
           - name: plus
@@ -78,7 +78,7 @@ def test_mixed_process_and_async_stages(run_dir: Path, tmp_path: Path) -> None:
     )
     assert report.ok, report.errors
     rows = read_collected(out)
-    assert sorted(r["i"] for r in rows) == list(range(1, 2001))
+    assert sorted(r["i"] for r in rows) == list(range(1, 20001))
     assert {r["replica"] for r in rows} == {0, 1}
     assert len({r["pid"] for r in rows}) == 1  # async replicas share one worker process
 
