@@ -20,15 +20,21 @@ from __future__ import annotations
 import argparse
 import base64
 import calendar
+import functools
 import itertools
 import math
 import random
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from rich.console import Console
+from rich.progress import MofNCompleteColumn, Progress
+
+from pipeline.errors import UsageError
 from stages.wrstat.gz import gzip_module as _gzip
 from stages.wrstat.naming import FULLWIDTH_SLASH
 
@@ -284,9 +290,16 @@ def file_path(folder: Path, volume: str, era: Era, snapshot: int) -> Path:
 
 
 def write_volume(
-    folder: Path, volume: str, era: Era, lines: int, snapshot: int, seed: int
+    folder: Path,
+    volume: str,
+    era: Era,
+    lines: int,
+    snapshot: int,
+    seed: int,
+    advance: Callable[[int], None] = lambda n: None,
 ) -> tuple[Path, int]:
-    """Write one stats file; returns its path and line count."""
+    """Write one stats file; returns its path and line count. ``advance`` is told of
+    every batch of lines written."""
     path = file_path(folder, volume, era, snapshot)
     path.parent.mkdir(parents=True, exist_ok=True)
     vol = Volume(volume, lines, snapshot, random.Random(f"{seed}-{volume}"))
@@ -299,8 +312,10 @@ def write_volume(
             n += 1
             if len(buf) >= 20000:
                 f.write(b"".join(buf))
+                advance(len(buf))
                 buf.clear()
         f.write(b"".join(buf))
+        advance(len(buf))
     return path, n
 
 
@@ -310,24 +325,37 @@ DEFAULT_VOLUMES = "scratch117=v3,scratch118=v5.1,scratch119=v5.2,scratch123=v6.2
 def _run(args: argparse.Namespace) -> int:
     folder = Path(args.dir)
     if args.date:
-        day = calendar.timegm(time.strptime(args.date, "%Y%m%d"))
+        try:
+            day = calendar.timegm(time.strptime(args.date, "%Y%m%d"))
+        except ValueError:
+            raise UsageError(f"--date {args.date!r} is not a date like 20261101") from None
     else:
         day = int(time.time()) // 86400 * 86400
     plan: list[tuple[str, Era]] = []
     for spec in args.volumes.split(","):
         volume, _, era = spec.partition("=")
-        if era not in ERAS:
-            print(f"pipeline gen wrstat: unknown era {era!r} for {volume}; eras: {', '.join(ERAS)}")
-            return 2
+        if not volume or "/" in volume or era not in ERAS:
+            msg = (
+                f"--volumes: {spec!r} is not VOLUME=ERA (eras: {', '.join(ERAS)}), "
+                "e.g. scratch123=v6.4"
+            )
+            raise UsageError(msg)
         plan.append((volume, ERAS[era]))
     total = 0
-    for k in range(args.history, -1, -1):  # older snapshots first
-        for volume, era in plan:
-            # old names carry only the day (00:00 UTC); new ones a time of day as well
-            when = day - k * 7 * 86400 + (12 * 3600 if era.new_naming else 0)
-            path, n = write_volume(folder, volume, era, args.lines, when, args.seed + k)
-            total += n
-            print(f"{path}: {n:,} lines ({era.name})")
+    # a bar on a terminal; lines of text otherwise
+    columns = (*Progress.get_default_columns(), MofNCompleteColumn())
+    console = Console(stderr=True)
+    with Progress(*columns, console=console, disable=not sys.stderr.isatty()) as bar:
+        for k in range(args.history, -1, -1):  # older snapshots first
+            for volume, era in plan:
+                # old names carry only the day (00:00 UTC); new ones a time of day as well
+                when = day - k * 7 * 86400 + (12 * 3600 if era.new_naming else 0)
+                task = bar.add_task(f"{volume} ({era.name})", total=args.lines)
+                path, n = write_volume(folder, volume, era, args.lines, when, args.seed + k,
+                                       functools.partial(bar.advance, task))  # fmt: skip
+                bar.update(task, total=n, completed=n)
+                total += n
+                print(f"{path}: {n:,} lines ({era.name})")
     print(f"wrote {total:,} lines in {len(plan) * (args.history + 1)} files to {folder}")
     return 0
 
@@ -336,9 +364,11 @@ def add_generator(kinds: Any) -> None:
     p = kinds.add_parser(
         "wrstat",
         help="wrstat stats files of every era",
-        description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n  pipeline gen wrstat sample-data/wrstat --lines 200000",
+        epilog="examples:\n  pipeline gen wrstat sample-data/wrstat\n"
+        "  pipeline gen wrstat big --lines 10000000 --volumes scratch117=v3 --date 20261101\n"
+        "  pipeline gen wrstat history --history 4   # and four older weekly snapshots",
     )
     p.add_argument("dir", help="folder to write the stats files into")
     p.add_argument("--lines", type=int, default=50000, help="lines per file (default 50000)")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,9 +142,29 @@ SAMPLE = (
 )
 
 
+@contextlib.contextmanager
+def compiling_notice(what: str, after: float = 1.0) -> Iterator[None]:
+    """Say on standard error that ``what`` is being compiled, if loading it takes longer
+    than ``after`` seconds: the first run after installing compiles it (tens of seconds),
+    later runs load it from numba's cache at once."""
+    timer = threading.Timer(
+        after,
+        lambda: print(f"pipeline: compiling {what}, once after installing; later runs load it "
+                      "from the cache", file=sys.stderr, flush=True),
+    )  # fmt: skip
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        timer.join()
+
+
 def warm() -> None:
     """Load the compiled parser (compiling it the first time ever), with the argument types
     a run gives it: a process that calls this before it forks hands it to its children."""
-    data = np.frombuffer(SAMPLE, dtype=np.uint8)  # read-only, as chunks arrive
-    count_lines(data)
-    parse(data, K.BASE64, 11)
+    with compiling_notice("the wrstat line parser"):
+        data = np.frombuffer(SAMPLE, dtype=np.uint8)  # read-only, as chunks arrive
+        count_lines(data)
+        parse(data, K.BASE64, 11)

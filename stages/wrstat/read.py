@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,9 +41,28 @@ def read_stats(
 ) -> Iterator[dict[str, Any]]:
     """Chunks of the newest stats file of each volume under ``path`` (or of the one file
     ``path``); files are shared out among the replicas of this stage."""
-    files = discover(path, max_age_days)
-    for stats in files[ctx.replica :: ctx.replicas]:
-        yield from read_file(ctx, stats, max(1, int(chunk_mib * MIB)))
+    files = discover(path, max_age_days)[ctx.replica :: ctx.replicas]
+    progress = _Progress(ctx, sum(stats.path.stat().st_size for stats in files))
+    for stats in files:
+        yield from read_file(ctx, stats, max(1, int(chunk_mib * MIB)), progress)
+        progress.file_done(stats.path.stat().st_size)
+
+
+class _Progress:
+    """Compressed bytes read, over all the files of this replica."""
+
+    def __init__(self, ctx: Context, total: int) -> None:
+        self.ctx = ctx
+        self.total = total
+        self.before = 0  # files done
+        ctx.progress(0, total, "bytes")
+
+    def reading(self, read_in: int) -> None:
+        self.ctx.progress(self.before + read_in, self.total, "bytes")
+
+    def file_done(self, size: int) -> None:
+        self.before += size
+        self.ctx.progress(self.before, self.total, "bytes")
 
 
 def _mount(stats: StatsFile, sample: bytes, encoding: int, ncols: int) -> str:
@@ -92,16 +112,52 @@ class _Lines:
         return b"".join(self.parts)
 
 
-def read_file(ctx: Context, stats: StatsFile, chunk_bytes: int) -> Iterator[dict[str, Any]]:
+class _Gunzip:
+    """The decompressed pieces of a gzip file (of several members too), at most ``piece``
+    bytes each. Once they are all out, ``problem`` says whether the stream was cut short or
+    corrupt, and after how many compressed bytes."""
+
+    def __init__(self, path: Path, piece: int, progress: _Progress | None) -> None:
+        self.path = path
+        self.piece = piece
+        self.progress = progress
+        self.problem: str | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        d = _zlib.decompressobj(_GZIP)
+        read_in = 0
+        with self.path.open("rb") as f:
+            while block := f.read(_READ):
+                read_in += len(block)
+                if self.progress:
+                    self.progress.reading(read_in)
+                try:
+                    while block:  # at most a piece out of each call
+                        yield d.decompress(block, self.piece)
+                        block = d.unconsumed_tail
+                        if d.eof and d.unused_data:  # another gzip member follows
+                            block = d.unused_data
+                            d = _zlib.decompressobj(_GZIP)
+                except (zlib.error, _zlib.error) as exc:
+                    self.problem = (
+                        f"the gzip data is corrupt after {read_in:,} compressed bytes ({exc})"
+                    )
+                    return
+        if not d.eof:
+            self.problem = (
+                f"the gzip stream is truncated: it ends after {read_in:,} compressed bytes"
+            )
+
+
+def read_file(
+    ctx: Context, stats: StatsFile, chunk_bytes: int, progress: _Progress | None = None
+) -> Iterator[dict[str, Any]]:
     from stages.wrstat.parse import count_lines  # noqa: PLC0415 - compiled: load where used
 
     name = str(stats.path)
     meta: dict[str, Any] = {"file": name, "volume": stats.volume, "snapshot": stats.snapshot}
     lines = _Lines(chunk_bytes)
     next_line = 1
-    read_in = 0
-    problem: str | None = None
-    d = _zlib.decompressobj(_GZIP)
 
     def chunk(taken: tuple[bytes, int]) -> dict[str, Any]:
         nonlocal next_line
@@ -113,27 +169,12 @@ def read_file(ctx: Context, stats: StatsFile, chunk_bytes: int) -> Iterator[dict
         next_line += int(count_lines(view))
         return item
 
-    with stats.path.open("rb") as f:
-        while True:
-            block = f.read(_READ)
-            if not block:
-                break
-            read_in += len(block)
-            pending = block
-            try:
-                while pending:  # at most a chunk's worth out of each call
-                    lines.add(d.decompress(pending, chunk_bytes))
-                    pending = d.unconsumed_tail
-                    if d.eof and d.unused_data:  # another gzip member follows
-                        pending = d.unused_data
-                        d = _zlib.decompressobj(_GZIP)
-                    while (taken := lines.take()) is not None:
-                        yield chunk(taken)
-            except (zlib.error, _zlib.error) as exc:
-                problem = f"the gzip data is corrupt after {read_in:,} compressed bytes ({exc})"
-                break
-        if problem is None and not d.eof:
-            problem = f"the gzip stream is truncated: it ends after {read_in:,} compressed bytes"
+    gunzip = _Gunzip(stats.path, chunk_bytes, progress)
+    for piece in gunzip:
+        lines.add(piece)
+        while (taken := lines.take()) is not None:
+            yield chunk(taken)
+    problem = gunzip.problem
     if (taken := lines.take(final=True)) is not None:
         yield chunk(taken)
     tail = lines.rest()

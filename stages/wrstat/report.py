@@ -181,8 +181,13 @@ class Reports:
             date = time.strftime("%Y%m%d", time.gmtime(note["snapshot"]))
             dates.setdefault(date, []).append(note)
         for date, notes in sorted(dates.items()):
-            self._write(date, notes)
-            ctx.log.info("reports for %s written to %s", date, self.dir)
+            rejected = self._write(date, notes)
+            lines = sum(n["lines"] for n in notes)
+            ctx.log.info(
+                "reports for %s written to %s: %s lines from %d file(s), %s rejected%s",
+                date, self.dir, f"{lines:,}", len(notes), f"{rejected:,}",
+                f" (see rejects-{date}.tsv)" if rejected else "",
+            )  # fmt: skip
 
     def _check(self) -> None:
         """Every line is in the reports or in the rejects, once."""
@@ -198,7 +203,8 @@ class Reports:
                 )
                 raise RuntimeError(msg)
 
-    def _write(self, date: str, notes: list[dict[str, Any]]) -> None:
+    def _write(self, date: str, notes: list[dict[str, Any]]) -> int:
+        """Write the reports of one snapshot date; returns how many lines were rejected."""
         vols = {n["volume"]: n for n in notes}
         t = self.totals
         names = self.names
@@ -238,6 +244,7 @@ class Reports:
         self._both(f"user-{date}", USER_COLUMNS, user_rows, _USER_KEYS)
         self._both(f"directory-{date}", DIRECTORY_COLUMNS, dir_rows, _DIRECTORY_KEYS)
         write_atomically(self.dir / f"rejects-{date}.tsv", tsv(REJECT_COLUMNS, reject_rows))
+        return len(reject_rows)
 
     def _both(self, stem: str, header: Sequence[str], rows: list[tuple[Any, ...]],
               keys: Sequence[str]) -> None:  # fmt: skip

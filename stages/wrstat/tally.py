@@ -33,7 +33,7 @@ from stages.wrstat.layout import (
     reason,
 )
 from stages.wrstat.lines import KINDS, LUTS, TYPE_OK, decode_path, line_end, numbers, path_status
-from stages.wrstat.parse import SAMPLE, count_lines
+from stages.wrstat.parse import SAMPLE, compiling_notice, count_lines
 from stages.wrstat.parse import warm as warm_parser
 from stages.wrstat.tables import Rows, Strings, intern, row_of, same
 
@@ -524,6 +524,7 @@ def warm() -> None:
     """Load the compiled tally (compiling it the first time ever), with the argument types
     a run gives it: a process that calls this before it forks hands it to its children."""
     warm_parser()
-    tally = Tally(Rules())
-    tally.add(np.frombuffer(SAMPLE, dtype=np.uint8), BASE64, 11, "scratch1", 10, "sample", 1)
-    Listed([(1, b"/lustre/scratch1/humgen")])
+    with compiling_notice("the wrstat usage tally"):
+        tally = Tally(Rules())
+        tally.add(np.frombuffer(SAMPLE, dtype=np.uint8), BASE64, 11, "scratch1", 10, "x", 1)
+        Listed([(1, b"/lustre/scratch1/humgen")])
