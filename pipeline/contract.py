@@ -42,6 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.routing import DEFAULT_PARTITIONS, partition_of
+
 
 class Batch(list):  # type: ignore[type-arg]
     """Many records yielded by a source at once: ``yield Batch(records)``.
@@ -78,6 +80,8 @@ class Context:
         self.incomplete: list[tuple[str, str]] = []
         #: how far this replica is through its input: (done, total, unit); see ``progress``
         self.done: tuple[float, float, str] = (0.0, 0.0, "")
+        #: key partitions of the stage's input (keyed stages; see ``partition``)
+        self.partitions = DEFAULT_PARTITIONS
 
     @property
     def stopping(self) -> bool:
@@ -91,6 +95,10 @@ class Context:
         """
         self.incomplete.append((what, reason))
         self.log.warning("%s: %s", what, reason)
+
+    def partition(self, key: Any) -> int:
+        """The partition of ``key``: what ``export_state`` is asked for, in a keyed stage."""
+        return partition_of(key, self.partitions)
 
     def progress(self, done: float, total: float, unit: str = "") -> None:
         """Say how far this replica is through its input (``done`` of ``total``, e.g.

@@ -22,6 +22,15 @@ Why it is built this way (see also ``transport``):
 * **Membership comes from the supervisor**, as a full list of current replicas (ids are never
   reused, so a restarted replica is a new peer). End of stream is counted by the supervisor
   per stage, never by counting messages on the data path, so replicas may join and leave.
+* **Fences mark a change.** When a stage is scaled its *epoch* goes up. A sender that learns
+  of a new epoch first re-splits what it has queued by the new owner table, then sends every
+  replica of that stage a fence on the data channel. A channel keeps order, so a replica that
+  has a fence from a sender has every batch that sender sent before the change: a retiring
+  replica knows its input is complete, and a keyed replica knows when it may hand over the
+  state of the partitions it gives away.
+* **Retiring is not dying.** A replica being removed gets nothing new, processes and
+  acknowledges what it holds, and ends; its senders keep what it has not acknowledged yet
+  rather than deliver it again, because its acknowledgements are on their way.
 """
 
 from __future__ import annotations
@@ -40,6 +49,12 @@ from pipeline.stats import EdgeCounters
 DATA = "D"
 ACK = "A"
 CREDIT = "C"
+FENCE = "F"
+STATE = "S"
+
+#: a member of a stage as the supervisor lists it: live, or retiring (sent nothing new)
+LIVE = 0
+RETIRING = 1
 
 ACK_OK = 0
 ACK_DEAD = 1
@@ -58,6 +73,8 @@ class InBatch:
     refs: int = 1
     status: int = ACK_OK
     items: list[Any] | None = None
+    #: a fence of this epoch from ``src``, not data: it keeps its place in the queue
+    fence: int = 0
 
 
 @dataclass(eq=False)
@@ -85,6 +102,8 @@ class Peer:
     endpoint: str
     credit: int = 0
     unacked: dict[int, OutBatch] = field(default_factory=dict)
+    #: being removed: it gets nothing new, but its acknowledgements are awaited
+    retiring: bool = False
 
     @property
     def free(self) -> int:
@@ -133,6 +152,10 @@ class OutEdge:
         self.queue: deque[OutBatch] = deque()  # any replica (round-robin)
         self.queues: dict[int, deque[OutBatch]] = {}  # one replica (key, broadcast)
         self.inflight = 0
+        #: the target stage's scaling epoch this sender has fenced
+        self.epoch = 0
+        #: retired replicas whose last acknowledgements are still on their way
+        self.leaving: dict[int, Peer] = {}
         self._requeued: dict[tuple[int, int], OutBatch] = {}
         self._seq = 0
         self._cursor = spread  # senders start at different replicas
@@ -215,6 +238,8 @@ class OutEdge:
             out.append((peer, self._assign(peer, self.queue.popleft())))
         for index, q in self.queues.items():
             peer = self.peers.get(index)
+            if peer is not None and peer.retiring:
+                continue
             while q and peer is not None and peer.free > 0 and self.inflight < self.window:
                 out.append((peer, self._assign(peer, q.popleft())))
         return out
@@ -225,6 +250,8 @@ class OutEdge:
         best: Peer | None = None
         for k in range(n):
             peer = peers[(self._cursor + k) % n]
+            if peer.retiring:
+                continue
             if peer.free > 0 and (best is None or peer.free > best.free):
                 best = peer
         if best is not None:
@@ -250,12 +277,14 @@ class OutEdge:
 
     def on_ack(self, rid: int, seq: int, status: int) -> list[InBatch]:
         """Record an acknowledgement; returns input batches whose outputs are all delivered."""
-        peer = self.by_rid.get(rid)
+        peer = self.by_rid.get(rid) or self.leaving.get(rid)
         if peer is None:
             return self._late_ack(rid, seq, status)
         batch = peer.unacked.pop(seq, None)
         if batch is None:
             return []
+        if not peer.unacked and rid in self.leaving:
+            del self.leaving[rid]
         self.inflight -= 1
         if batch.was is not None:
             self._requeued.pop(batch.was, None)
@@ -287,36 +316,68 @@ class OutEdge:
 
     def set_members(
         self,
-        members: Sequence[tuple[int, int | None, str | None]],
+        members: Sequence[Sequence[Any]],
         owners: Sequence[int] | None,
         suspects: Iterable[int] = (),
+        retired: Iterable[int] = (),
     ) -> tuple[list[Peer], list[tuple[Peer, OutBatch]]]:
-        """Apply the supervisor's view of the target stage: ``(index, rid, endpoint)`` per
-        replica, ``rid`` None while a replica is down. Unacknowledged batches of replicas
-        that are gone are queued again; a *suspect* one (being processed when its replica
-        died) counts as a further attempt, and one that was already delivered again is
-        returned as condemned instead: it goes to the dead-letter file (see ``condemn``).
-        Returns the peers that are gone and the condemned batches."""
+        """Apply the supervisor's view of the target stage: ``(index, rid, endpoint[,
+        state])`` per replica, ``rid`` None while a replica is down, ``state`` ``LIVE`` or
+        ``RETIRING``. Unacknowledged batches of replicas that are gone are queued again,
+        except those of ``retired`` replicas (ended well: their acknowledgements are on the
+        way); a *suspect* one (being processed when its replica died) counts as a further
+        attempt, and one that was already delivered again is returned as condemned instead:
+        it goes to the dead-letter file (see ``condemn``). Returns the peers that are gone
+        and the condemned batches."""
         suspect = set(suspects)
-        current = {idx: (rid, ep) for idx, rid, ep in members}
+        ended_well = set(retired)
+        current = {m[0]: (m[1], m[2], m[3] if len(m) > 3 else LIVE) for m in members}
         gone: list[Peer] = []
         for idx, peer in list(self.peers.items()):
-            if current.get(idx, (None, None))[0] != peer.rid:
+            if current.get(idx, (None, None, LIVE))[0] != peer.rid:
                 gone.append(peer)
                 del self.peers[idx]
                 del self.by_rid[peer.rid]
         condemned: list[tuple[Peer, OutBatch]] = []
         for peer in gone:
-            condemned.extend(self._requeue(peer, suspect))
-        for idx, (rid, ep) in current.items():
+            if peer.rid in ended_well:
+                if peer.unacked:
+                    self.leaving[peer.rid] = peer
+            else:
+                condemned.extend(self._requeue(peer, suspect))
+        for idx, (rid, ep, state) in current.items():
             if rid is not None and ep is not None and idx not in self.peers:
                 peer = Peer(rid, idx, ep)
                 self.peers[idx] = peer
                 self.by_rid[rid] = peer
-        self.indexes = sorted(current)
+            if idx in self.peers:
+                self.peers[idx].retiring = state == RETIRING
+        self.indexes = sorted(i for i, (_, _, state) in current.items() if state == LIVE)
         if owners is not None:
             self.owners = np.asarray(owners, dtype=np.intp)
         return gone, condemned
+
+    def reroute(self, codec: Codec) -> None:
+        """Split the queued keyed batches again by the current owner table (it changed):
+        each new batch holds the references its old one held."""
+        if self.route.kind != KEY or not any(self.queues.values()):
+            return
+        assert self.route.field is not None
+        old = [b for q in self.queues.values() for b in q]
+        self.queues.clear()
+        for batch in sorted(old, key=lambda b: b.seq):
+            items = codec.decode(batch.frames[0], batch.frames[1:])
+            for index, group in split_by_owner(items, self.route.field, self.owners).items():
+                for chunk in cut(group, self.batch_size, self.batch_bytes):
+                    frames = codec.encode(chunk)
+                    records = sum(item_records(i) for i in chunk)
+                    new = OutBatch(self._next_seq(), frames, records, index, batch.parents)
+                    new.counted, new.attempt = batch.counted, batch.attempt
+                    self._push(new)
+            if batch.was is not None:  # a late acknowledgement can no longer take it back
+                self._requeued.pop(batch.was, None)
+            for p in batch.parents:  # the new batches took their own references
+                p.refs -= 1
 
     def _requeue(self, peer: Peer, suspect: set[int]) -> list[tuple[Peer, OutBatch]]:
         batches = sorted(peer.unacked.values(), key=lambda b: b.seq)
@@ -353,3 +414,13 @@ def ack_frames(src: int, dst: int, acks: list[tuple[int, int]]) -> list[Buffer]:
 
 def credit_frames(src: int, dst: int, limit: int) -> list[Buffer]:
     return [pack([CREDIT, src, dst, limit])]
+
+
+def fence_frames(src: int, dst: int, epoch: int) -> list[Buffer]:
+    return [pack([FENCE, src, dst, epoch])]
+
+
+def state_frames(
+    src: int, dst: int, epoch: int, partitions: list[int], body: list[Buffer]
+) -> list[Buffer]:
+    return [pack([STATE, src, dst, epoch, partitions]), *body]

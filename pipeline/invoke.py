@@ -104,6 +104,29 @@ class StageCode:
                 extend(r)
         return out
 
+    @property
+    def hands_over(self) -> bool:
+        """The stage can give away and take in the state of key partitions (``export_state``
+        and ``import_state``), so a keyed stage can be scaled while it runs."""
+        obj = self.impl.obj
+        return callable(getattr(obj, "export_state", None)) and callable(
+            getattr(obj, "import_state", None)
+        )
+
+    async def export_state(self, partitions: list[int]) -> Any:
+        """The state of ``partitions``, which this replica gives away (and forgets)."""
+        try:
+            return await call(self.instance.export_state, set(partitions), self.ctx)
+        except Exception as exc:
+            raise UserCodeError(exc, "handover") from exc
+
+    async def import_state(self, state: Any) -> None:
+        """Take in state another replica gave away."""
+        try:
+            await call(self.instance.import_state, state, self.ctx)
+        except Exception as exc:
+            raise UserCodeError(exc, "handover") from exc
+
     async def finish(self) -> list[Any]:
         out: list[Any] = []
         finish = getattr(self.instance, "finish", None) if self.instance is not None else None

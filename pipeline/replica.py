@@ -37,10 +37,12 @@ from pipeline.flow import (
     ack_frames,
     credit_frames,
     data_frames,
+    fence_frames,
 )
+from pipeline.handover import Handover
 from pipeline.invoke import StageCode, UserCodeError
 from pipeline.routing import KeyRouteError
-from pipeline.stats import ReplicaCounters
+from pipeline.stats import ReplicaCounters, latency_bucket, resident_bytes
 from pipeline.topology import StageSpec, Topology
 
 log = logging.getLogger("pipeline.replica")
@@ -180,6 +182,11 @@ class Replica:
         self.finished = asyncio.Event()
         #: set by the first membership message: routes (owner tables) are known from then on
         self.placed = asyncio.Event()
+        self.ctx.partitions = spec.route.partitions
+        self.handover = Handover(self)
+        #: set while sources may emit; cleared while the run is paused
+        self.flowing = asyncio.Event()
+        self.flowing.set()
 
     def _has_source(self) -> bool:
         try:
@@ -197,6 +204,15 @@ class Replica:
         if attempt:
             self.c.redelivered_in += 1
         self._note_held()
+        self.wake.set()
+
+    def on_fence(self, src: int, epoch: int) -> None:
+        """A sender has applied a scaling epoch: a marker in the queue, in its place."""
+        self.inq.append(InBatch(src, 0, 0, 0, [], refs=0, fence=epoch))
+        self.wake.set()
+
+    def on_state(self, src: int, epoch: int, partitions: list[int], frames: list[Any]) -> None:
+        self.handover.on_state(src, epoch, partitions, frames)
         self.wake.set()
 
     def on_ack(self, src: int, acks: list[list[int]]) -> None:
@@ -219,7 +235,25 @@ class Replica:
 
     def on_peers(self, msg: dict[str, Any]) -> None:
         """Apply the supervisor's membership: who sends to us, whom we send to."""
-        up = {rid: Upstream(stage, index, ep) for rid, stage, index, ep in msg["up"]}
+        self._apply_up({rid: Upstream(stage, index, ep) for rid, stage, index, ep in msg["up"]})
+        me = msg.get("self", {})
+        self.handover.on_section(me)
+        self.ctx.replicas = int(me.get("replicas", self.ctx.replicas))
+        if me.get("pause"):
+            self.flowing.clear()
+        else:
+            self.flowing.set()
+        for target, down in msg["down"].items():
+            self._apply_down(self.edges[target], down)
+        for stage in msg.get("ended", ()):
+            self.ended.add(stage)
+        if msg.get("stop") and not self.stopping:
+            self.on_stop()
+        self._note_held()
+        self.placed.set()
+        self.wake.set()
+
+    def _apply_up(self, up: dict[int, Upstream]) -> None:
         for rid, sender in up.items():
             if rid not in self.up:
                 self.host.use(sender.endpoint)
@@ -232,29 +266,28 @@ class Replica:
                 if sender.stage in self._replayable:
                     self.inq = deque(b for b in self.inq if b.src != rid)
         self.up = up
-        for target, down in msg["down"].items():
-            edge = self.edges[target]
-            gone, condemned = edge.set_members(
-                down["members"], down.get("owners"), down.get("suspects", ())
-            )
-            for peer in gone:
-                self._edge_of.pop(peer.rid, None)
-                self.host.release(peer.endpoint)
-            for peer, batch in condemned:
-                self._condemn(edge, peer, batch)
+
+    def _apply_down(self, edge: OutEdge, down: dict[str, Any]) -> None:
+        gone, condemned = edge.set_members(
+            down["members"], down.get("owners"), down.get("suspects", ()), down.get("retired", ())
+        )
+        for peer in gone:
+            self._edge_of.pop(peer.rid, None)
+            self.host.release(peer.endpoint)
+        for peer, batch in condemned:
+            self._condemn(edge, peer, batch)
+        for peer in edge.peers.values():
+            if peer.rid not in self._edge_of:
+                self._edge_of[peer.rid] = edge
+                self.host.use(peer.endpoint)
+                if peer.rid in self._early_credit:
+                    edge.on_credit(peer.rid, self._early_credit.pop(peer.rid))
+        epoch = int(down.get("epoch", 0))
+        if epoch > edge.epoch:  # the target was scaled: re-split, then fence every channel
+            edge.epoch = epoch
+            edge.reroute(self.host.codec)
             for peer in edge.peers.values():
-                if peer.rid not in self._edge_of:
-                    self._edge_of[peer.rid] = edge
-                    self.host.use(peer.endpoint)
-                    if peer.rid in self._early_credit:
-                        edge.on_credit(peer.rid, self._early_credit.pop(peer.rid))
-        for stage in msg.get("ended", ()):
-            self.ended.add(stage)
-        if msg.get("stop") and not self.stopping:
-            self.on_stop()
-        self._note_held()
-        self.placed.set()
-        self.wake.set()
+                self.host.send(peer.endpoint, fence_frames(self.rid, peer.rid, epoch))
 
     def describe(self) -> str:
         """The flow state of this replica, for debugging a stall."""
@@ -314,7 +347,7 @@ class Replica:
 
     # ------------------------------------------------------------------ bookkeeping
     def _note_held(self) -> None:
-        held = len(self.inq) + (self.processing is not None)
+        held = len(self.inq) + len(self.handover.held) + (self.processing is not None)
         self.c.held = held
         self.c.held_max = max(self.c.held_max, held)
 
@@ -504,7 +537,7 @@ class Replica:
         """Run to the end of the stream (or failure) and report to the supervisor; True if
         the replica ended well."""
         try:
-            await self._user(self.code.setup())
+            await self.user_step(self.code.setup())
             await self.placed.wait()
             if self.impl.role is Role.SOURCE:
                 from pipeline.source_loop import run_source  # noqa: PLC0415
@@ -517,7 +550,7 @@ class Replica:
             else:
                 await self._run_fed()
             t0 = time.perf_counter()
-            outputs = await self._user(self.code.finish())
+            outputs = await self.user_step(self.code.finish())
             self.c.busy += time.perf_counter() - t0
             self.emit(outputs, None)
             await self.drain()
@@ -545,8 +578,8 @@ class Replica:
         return True
 
     @staticmethod
-    async def _user(step: Awaitable[T]) -> T:
-        """Run a setup or finish step; its failure stops this replica."""
+    async def user_step(step: Awaitable[T]) -> T:
+        """Run a setup, finish or handover step; its failure stops this replica."""
         try:
             return await step
         except UserCodeError as err:
@@ -559,9 +592,27 @@ class Replica:
 
     async def next_input(self) -> InBatch | None:
         """The next batch to process, once its outputs can be sent (backpressure); waits
-        for one, and returns None when every upstream stage has ended and all is taken."""
-        while not self.inq:
-            if self.ended >= self.upstream_stages:
+        for one, and returns None when the input is complete: every upstream stage has
+        ended, or this replica retires and has all it will get (``handover``)."""
+        h = self.handover
+        while True:
+            while self.inq:
+                b = self.inq.popleft()
+                if b.fence:
+                    h.on_fence(b.src, b.fence)
+                elif h.holds(b):
+                    h.held.append(b)
+                else:
+                    if self.pending():
+                        await self.send_all()
+                    return b
+            if h.busy and await h.advance():
+                continue
+            if (
+                not h.busy
+                and not h.held
+                and (self.ended >= self.upstream_stages or h.input_complete())
+            ):
                 return None
             self.flush_buffers(force=True)
             self.pump()
@@ -569,9 +620,6 @@ class Replica:
             t0 = time.perf_counter()
             await self.wait()
             self.c.wait_input += time.perf_counter() - t0
-        if self.pending():
-            await self.send_all()
-        return self.inq.popleft()
 
     async def between_batches(self) -> None:
         """After a batch: send what is due, and take in what arrived."""
@@ -613,7 +661,9 @@ class Replica:
             self.host.mark(self.index, 0, 0)
             await self.batch_failed(b, items, exc)
             return
-        self.c.busy += time.perf_counter() - t0
+        took = time.perf_counter() - t0
+        self.c.busy += took
+        self.c.latency[latency_bucket(took)] += 1
         self.end(b, outputs)
 
     async def batch_failed(self, b: InBatch, items: list[Any], exc: Exception) -> None:
@@ -683,4 +733,5 @@ class Replica:
         c.progress_done, c.progress_total, c.progress_unit = self.ctx.done
         times = os.times()
         c.cpu = times.user + times.system
+        c.rss = resident_bytes()
         return c.to_wire()

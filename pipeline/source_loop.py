@@ -65,6 +65,14 @@ async def _pull(r: Replica, it: Any, batch: list[Any]) -> None:
     nbytes = 0
     started = clock()
     while not r.stopping:
+        if not r.flowing.is_set():  # paused: send what is made, then wait to be resumed
+            if batch:
+                r.c.busy += clock() - started
+                await _emit(r, batch)
+                nbytes = 0
+            await _paused(r)
+            started = clock()
+            continue
         try:
             item = await it.__anext__() if is_async else next(sync_it)  # type: ignore[arg-type]
         except (StopIteration, StopAsyncIteration):
@@ -97,6 +105,15 @@ async def _pull(r: Replica, it: Any, batch: list[Any]) -> None:
             nbytes = 0
             started = clock()
     r.c.busy += clock() - started
+
+
+async def _paused(r: Replica) -> None:
+    """Wait while the run is paused, delivering what is in flight meanwhile."""
+    while not r.flowing.is_set() and not r.stopping:
+        r.flush_buffers(force=True)
+        r.pump()
+        r.flush_acks()
+        await r.wait()
 
 
 async def _emit(r: Replica, batch: list[Any]) -> None:

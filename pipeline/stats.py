@@ -8,9 +8,50 @@ supervisor sums them per stage, checks that what left every stage arrived at the
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+#: latency buckets: below 1 us, 2 us, 4 us, ... 2**26 us (67 s), and above
+LATENCY_BUCKETS = 28
+
+
+def latency_bucket(seconds: float) -> int:
+    """The bucket of a batch that took ``seconds``."""
+    micros = int(seconds * 1e6)
+    return min(LATENCY_BUCKETS - 1, micros.bit_length())
+
+
+def percentile(buckets: list[int], q: float) -> float | None:
+    """The ``q`` quantile (0..1) of a latency histogram, in seconds (the upper edge of its
+    bucket), or None if it is empty.
+
+    >>> percentile([0, 0, 3, 1] + [0] * 24, 0.5)
+    4e-06
+    """
+    total = sum(buckets)
+    if total <= 0:
+        return None
+    rank = q * total
+    seen = 0
+    for k, n in enumerate(buckets):
+        seen += n
+        if seen >= rank and n:
+            return (1 << k) / 1e6
+    return (1 << (len(buckets) - 1)) / 1e6
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def resident_bytes() -> int:
+    """Resident memory of this process (Linux; 0 where ``/proc`` has no answer)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 @dataclass
@@ -44,6 +85,10 @@ class ReplicaCounters:
     progress_done: float = 0.0
     progress_total: float = 0.0
     progress_unit: str = ""
+    #: batches processed, by time taken: bucket k counts times below 2**k microseconds
+    latency: list[int] = field(default_factory=lambda: [0] * LATENCY_BUCKETS)
+    #: resident memory of the worker process, bytes
+    rss: int = 0
 
     def to_wire(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,6 +135,7 @@ class StageTotals:
     progress_done: float = 0.0
     progress_total: float = 0.0
     progress_unit: str = ""
+    latency: list[int] = field(default_factory=lambda: [0] * LATENCY_BUCKETS)
 
 
 def _add(into: dict[str, int], more: Mapping[str, int]) -> None:
@@ -124,6 +170,8 @@ def totals(name: str, reports: Iterable[Mapping[str, Any]]) -> StageTotals:
         t.progress_done += c.get("progress_done", 0.0)
         t.progress_total += c.get("progress_total", 0.0)
         t.progress_unit = t.progress_unit or c.get("progress_unit", "")
+        for b, n in enumerate(c.get("latency", ())[:LATENCY_BUCKETS]):
+            t.latency[b] += n
     return t
 
 

@@ -79,6 +79,7 @@ STAGE_KEYS = {
     "max_restarts",
     "batch",
     "backpressure",
+    "scalable",
 }
 DEFAULT_KEYS = {"kind", "on_error", "max_restarts", "batch", "backpressure"}
 BATCH_KEYS = {"size", "bytes", "linger"}
@@ -124,6 +125,8 @@ class StageSpec:
     max_restarts: int = 5
     batch: BatchSpec = field(default_factory=BatchSpec)
     flow: FlowSpec = field(default_factory=FlowSpec)
+    #: its replica count may change while it runs (``pipeline scale``)
+    scalable: bool = True
     line: int | None = field(default=None, compare=False)
 
 
@@ -305,6 +308,7 @@ def _stage(
         "max_restarts": s.count("max_restarts", 5, minimum=0),
         "batch": BatchSpec(**s.sub("batch", BATCH_KEYS)),
         "flow": FlowSpec(**s.sub("backpressure", FLOW_KEYS)),
+        "scalable": s.flag("scalable", True),
     }
     if isinstance(s.raw.get("run"), str):
         spec["run"] = s.raw["run"]
@@ -354,6 +358,13 @@ class _StageCheck:
         value = self.raw.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             self.add(f"{key} must be a whole number >= {minimum}, got {value!r}", key)
+            return default
+        return value
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.raw.get(key, default)
+        if not isinstance(value, bool):
+            self.add(f"{key} must be true or false, got {value!r}", key)
             return default
         return value
 

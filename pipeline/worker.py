@@ -272,6 +272,10 @@ class Worker:
             replica.on_ack(head[1], head[3])
         elif kind == "C":
             replica.on_credit(head[1], head[3])
+        elif kind == "F":
+            replica.on_fence(head[1], head[3])
+        elif kind == "S":
+            replica.on_state(head[1], head[3], head[4], frames[1:])
 
     async def _control_loop(self) -> None:
         while True:

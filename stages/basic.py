@@ -81,3 +81,15 @@ class CountBy:
 
     def finish(self, ctx: Context) -> list[dict[str, Any]]:
         return [{self.field: k, "count": n} for k, n in sorted(self.counts.items())]
+
+    def export_state(self, partitions: set[int], ctx: Context) -> list[list[Any]]:
+        """The counts of keys in ``partitions`` (given away when the stage is scaled)."""
+        out = [[k, n] for k, n in self.counts.items() if ctx.partition(k) in partitions]
+        for k, _ in out:
+            del self.counts[k]
+        return out
+
+    def import_state(self, state: list[list[Any]], ctx: Context) -> None:
+        counts = self.counts
+        for k, n in state:
+            counts[k] = counts.get(k, 0) + n
