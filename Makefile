@@ -7,7 +7,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check pytest bench clean
+.PHONY: run test check pytest sysdeps bench clean
+
+# Programs the tests drive for real, from Debian's packages when missing: a terminal
+# multiplexer for the monitor, a browser for the web monitor, an MQTT broker for the bridge.
+SYSDEPS := tmux:tmux chromium:chromium chromedriver:chromium-driver mosquitto:mosquitto
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +28,19 @@ check: $(STAMP)
 	$(VENV)/bin/ruff format --check pipeline stages bench tests
 	$(VENV)/bin/mypy
 
-pytest: $(STAMP)
+sysdeps:
+	@missing=""; for pair in $(SYSDEPS); do \
+	  prog=$${pair%%:*}; pkg=$${pair#*:}; \
+	  command -v $$prog >/dev/null 2>&1 || [ -x /usr/sbin/$$prog ] || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing from Debian:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+pytest: $(STAMP) sysdeps
 	$(PY) -m pytest
 
 test: check pytest

@@ -26,10 +26,14 @@ examples:
   pipeline check                      validate ./topology.yaml and print the graph
   pipeline run                        run ./topology.yaml
   pipeline run flows/daily.yaml -e INPUT=/data/today
-  pipeline gen text sample-data/text  write sample input for the default topology
+  pipeline gen wrstat sample-data/wrstat   write sample input for the default topology
+  pipeline ps                         the frames running on this machine
+  pipeline scale usage 3              run 3 replicas of stage 'usage' from now on
+  pipeline monitor                    a live view of a running frame, with controls
 
 exit codes: 0 ok, 1 the run failed, 2 bad usage or invalid topology,
-            3 the run finished but some input could not be read
+            3 the run finished but some input could not be read,
+            4 a control request was refused or the frame could not be reached
 """
 
 RUN_EPILOG = """\
@@ -37,7 +41,8 @@ Variables: ${VAR} and ${VAR:-default} in the topology are taken from the environ
 -e VAR=VALUE sets one for this run.
 
 While it runs: Ctrl-C (or SIGTERM) stops the sources and drains what is in flight,
-up to drain_timeout seconds; a second Ctrl-C stops at once.
+up to drain_timeout seconds; a second Ctrl-C stops at once. From another terminal:
+pipeline status, scale, pause, resume, stop, kill and monitor operate it.
 
 At the end one line per stage is printed (records in and out, failed, in flight, busy
 time, rate), and <run_dir>/summary.json holds the full counters. Batches a stage could not
@@ -126,8 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_topology_args(check)
 
+    from pipeline.cli_control import add_parsers as add_control  # noqa: PLC0415
     from pipeline.gen import add_parser as add_gen  # noqa: PLC0415
 
+    add_control(sub)
     add_gen(sub)
     return parser
 

@@ -83,6 +83,36 @@ class RunFailed(PipelineError):
         super().__init__(message)
 
 
+class ControlCode(enum.IntEnum):
+    """Why a control request failed (``code`` in a reply; 0 in every successful one)."""
+
+    OK = 0
+    #: the request is malformed: not JSON, no command, a missing or wrong argument
+    BAD_REQUEST = 1
+    UNKNOWN_COMMAND = 2
+    NO_SUCH_STAGE = 3
+    #: the stage or the frame cannot do it (not scalable, a source, ...); the reason says why
+    REFUSED = 4
+    #: another operation is under way (a scale); try again when it is done
+    CONFLICT = 5
+    #: the frame is stopping or has stopped
+    NOT_RUNNING = 6
+    #: a web or MQTT request without the right token or secret
+    UNAUTHORIZED = 7
+    #: no answer in time, or no frame to ask
+    UNREACHABLE = 8
+
+
+class ControlError(PipelineError):
+    """A control request that cannot be carried out: ``code`` and a reason people can act
+    on."""
+
+    def __init__(self, code: ControlCode, reason: str) -> None:
+        self.code = code
+        self.reason = reason
+        super().__init__(reason)
+
+
 class EndOfStream(Exception):
     """Raised by a MASS-style source to end its stream, and by ``sockets.receive()``
     when a stage's input has ended.

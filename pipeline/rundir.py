@@ -73,6 +73,14 @@ class RunDir:
             )
         )
 
+    def announce(self, extra: dict[str, object]) -> dict[str, object]:
+        """Add ``extra`` (endpoints, ...) to ``frame.json``; the whole record is returned."""
+        record = {**self.info(), **extra}
+        tmp = self.path / (INFO + ".tmp")
+        tmp.write_text(json.dumps(record))
+        tmp.replace(self.path / INFO)
+        return record
+
     def info(self) -> dict[str, object]:
         try:
             data = json.loads((self.path / INFO).read_text())

@@ -10,6 +10,7 @@ signal stops at once). It never runs stage code.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from pipeline import deadletter, launcher
+from pipeline import control, deadletter, launcher, membership, registry
 from pipeline.contract import Role
 from pipeline.errors import ExitCode
 from pipeline.launcher import WorkerProcess
@@ -28,7 +29,9 @@ from pipeline.progress import LiveView
 from pipeline.report import RunReport
 from pipeline.routing import KEY, default_owners
 from pipeline.rundir import RunDir
+from pipeline.scaling import Rescale
 from pipeline.stats import StageTotals, check_accounting, totals
+from pipeline.status import StatusTracker
 from pipeline.topology import StageSpec, Topology
 from pipeline.transport import SupervisorSockets, endpoint_for
 from pipeline.worker import WorkerSpec
@@ -36,6 +39,8 @@ from pipeline.worker import WorkerSpec
 log = logging.getLogger("pipeline")
 
 START_TIMEOUT = 60.0
+#: how often the status is published (and rates are taken)
+STATUS_INTERVAL = 1.0
 BACKOFF_MAX = 10.0
 
 
@@ -69,6 +74,16 @@ class StageState:
     killed: int = 0
     ended: bool = False
     host: str | None = None
+    #: partition -> replica index, for a keyed stage
+    owners: list[int] | None = None
+    #: raised at each rescale; senders fence each new epoch
+    epoch: int = 0
+    #: indexes of replicas being removed: they finish what they hold, then end
+    retiring: set[int] = field(default_factory=set)
+    #: ids of replicas that retired (senders await their last acknowledgements)
+    retired: list[int] = field(default_factory=list)
+    #: key partitions on the move: {"epoch", "old", "new"}
+    migration: dict[str, Any] | None = None
 
 
 class Supervisor:
@@ -82,9 +97,20 @@ class Supervisor:
         #: a live view on the terminal while the run goes on
         self.view = LiveView(f"{topology.name}: running") if progress else None
         self.stages = {
-            s.name: StageState(s, s.replicas, dict.fromkeys(range(s.replicas)))
+            s.name: StageState(
+                s,
+                s.replicas,
+                dict.fromkeys(range(s.replicas)),
+                owners=default_owners(s.route.partitions, s.replicas)
+                if s.route.kind == KEY
+                else None,
+            )
             for s in topology.stages
         }
+        #: the rescale under way, if any (one at a time)
+        self.rescale: Rescale | None = None
+        #: sources hold back while paused
+        self.paused = False
         self.replicas: dict[int, ReplicaState] = {}
         self.workers: dict[str, WorkerProcess] = {}
         self.worker_rids: dict[str, list[int]] = {}
@@ -101,6 +127,9 @@ class Supervisor:
         self._signal_fd: int | None = None
         self.rundir = RunDir(topology.run_dir)
         self.order = topology.order()
+        self.tracker = StatusTracker()
+        self._status: dict[str, Any] | None = None
+        self._status_due = 0.0
 
     # ------------------------------------------------------------------ run
     def run(self) -> RunReport:
@@ -110,10 +139,7 @@ class Supervisor:
         t0 = time.monotonic()
         restore = self._install_signals()
         try:
-            self.sockets = SupervisorSockets(
-                endpoint_for(topo.transport, topo.host, self.rundir.sockets, "control"),
-                endpoint_for(topo.transport, topo.host, self.rundir.sockets, "stats"),
-            )
+            self.sockets = self._bind()
             if self._signal_fd is not None:  # a signal wakes the poll at once
                 self.sockets.watch_fd(self._signal_fd)
             try:
@@ -131,8 +157,34 @@ class Supervisor:
                 self.sockets.close()
         finally:
             restore()
+            registry.unregister(os.getpid())
             self.rundir.release()
         return self._report(time.monotonic() - t0)
+
+    def _bind(self) -> SupervisorSockets:
+        """Bind the supervisor's sockets and say where they are (frame.json, registry)."""
+        topo = self.topology
+        where = self.rundir.sockets
+        tcp = topo.transport == "tcp"
+        sockets = SupervisorSockets(
+            endpoint_for(topo.transport, topo.host, where, "control"),
+            endpoint_for(topo.transport, topo.host, where, "stats"),
+            endpoint_for(topo.transport, topo.host, where, "api"),
+            endpoint_for(topo.transport, topo.host, where, "status"),
+            curve_dir=self.rundir.path if tcp else None,
+        )
+        record = self.rundir.announce(
+            {
+                "run_dir": str(self.rundir.path.resolve()),
+                "started": time.time(),
+                "api": sockets.api_endpoint,
+                "status": sockets.pub_endpoint,
+                "curve": str(sockets.curve.folder.resolve()) if sockets.curve else None,
+                "stages": [s.name for s in topo.stages],
+            }
+        )
+        registry.register(record)
+        return sockets
 
     def _finished(self) -> bool:
         if self.failed:
@@ -150,13 +202,49 @@ class Supervisor:
         if ready:
             self._check_workers()
         self._handle_signals()
+        self._serve_requests()
         self.reconcile()
+        if self.rescale is not None and self.rescale.step(self):
+            self.rescale = None
         if self._dirty:
             self._dirty = False
-            self._broadcast()
+            membership.broadcast(self)
         self._check_deadlines()
         if self.view and self.view.due():
             self.view.update(self.live_totals())
+        if time.monotonic() >= self._status_due:
+            self._publish_status()
+
+    # ------------------------------------------------------------------ control
+    def _serve_requests(self) -> None:
+        requests, self.sockets.requests = self.sockets.requests, []
+        for envelope, raw in requests:
+            self.sockets.reply(envelope, control.handle(self, raw))
+
+    def _publish_status(self) -> None:
+        self._status = self.tracker.build(self)
+        self._status_due = time.monotonic() + STATUS_INTERVAL
+        self.sockets.publish(b"status", json.dumps(self._status).encode())
+
+    def current_status(self) -> dict[str, Any]:
+        """The latest status (built at most a second ago)."""
+        if self._status is None:
+            self._status = self.tracker.build(self)
+        return self._status
+
+    def set_paused(self, paused: bool) -> None:
+        if paused != self.paused:
+            self.paused = paused
+            self.dirty()
+            self._status_due = 0.0
+
+    def dirty(self) -> None:
+        """The membership changed: broadcast it at the end of this step."""
+        self._dirty = True
+
+    def slot_live(self, st: StageState, index: int) -> bool:
+        rid = st.slots.get(index)
+        return rid is not None and self.replicas[rid].live
 
     def live_totals(self) -> dict[str, StageTotals]:
         """Each stage's totals so far, from its replicas' latest counters."""
@@ -206,7 +294,7 @@ class Supervisor:
                 self.stopped_by = name
                 self.stop(f"{name} received")
             else:
-                self._fail(f"{name} received again: stopped at once")
+                self.fail(f"{name} received again: stopped at once")
 
     def stop(self, why: str) -> None:
         """Graceful stop: sources stop emitting, everything in flight drains."""
@@ -225,13 +313,13 @@ class Supervisor:
         now = time.monotonic()
         if self._drain_deadline is not None and now > self._drain_deadline:
             left = [name for name, st in self.stages.items() if not st.ended]
-            self._fail(
+            self.fail(
                 f"the drain did not finish within {self.topology.drain_timeout:.0f}s "
                 f"(not ended: {', '.join(left)}); stopped at once"
             )
         for r in self.replicas.values():
             if r.state == "starting" and now - r.started > START_TIMEOUT:
-                self._fail(
+                self.fail(
                     f"stage '{r.stage}' replica {r.index} did not start within {START_TIMEOUT:.0f}s"
                 )
 
@@ -252,12 +340,22 @@ class Supervisor:
             r.stats = msg["stats"]
             r.exact = True
             self._dirty = True
+            st = self.stages[r.stage]
+            if r.index in st.retiring and st.slots.get(r.index) == r.rid:
+                st.retiring.discard(r.index)
+                del st.slots[r.index]
+                st.retired.append(r.rid)
+                log.info("stage '%s' replica %d retired", r.stage, r.index)
+                return
             early = [u for u in self.topology.upstream(r.stage) if not self.stages[u].ended]
             if early:
-                self._fail(
+                self.fail(
                     f"stage '{r.stage}' replica {r.index} ended while {', '.join(early)} "
                     "still had records for it; this is a bug in the engine, please report it"
                 )
+        elif t == "migrated":
+            if self.rescale is not None and self.rescale.stage == r.stage:
+                self.rescale.on_migrated(r.rid, msg["epoch"], self.stages[r.stage])
         elif t == "failed":
             if msg.get("stats") is not None:
                 r.stats = msg["stats"]
@@ -323,10 +421,23 @@ class Supervisor:
         """A replica is gone before its end: restart it, or stop the run."""
         r.state = "failed" if phase != "killed" else "dead"
         st = self.stages[r.stage]
+        retiring = r.index in st.retiring and st.slots.get(r.index) == r.rid
         if st.slots.get(r.index) == r.rid:
             st.slots[r.index] = None
         self._dirty = True
         if self.failed:
+            return
+        who = f"stage '{r.stage}' replica {r.index}"
+        if st.migration is not None:
+            self.fail(f"{who} {what} while key partitions moved; their state is lost")
+            return
+        if retiring:  # it was on its way out: what it held goes to its siblings
+            st.retiring.discard(r.index)
+            del st.slots[r.index]
+            if st.spec.role in (Role.STATEFUL, Role.MASS):
+                self.fail(f"{who} {what} while retiring; its partial state is lost")
+            else:
+                log.warning("%s %s while retiring; its input goes to the others", who, what)
             return
         spec = st.spec
         policy = spec.on_error
@@ -335,14 +446,13 @@ class Supervisor:
         can_restart = phase not in ("start", "engine") and (
             policy == "restart" or (policy == "skip" and phase == "killed" and restartable)
         )
-        who = f"stage '{r.stage}' replica {r.index}"
         if not can_restart:
-            self._fail(f"{who} {what}; on_error: {policy} stops the run", quiet=True)
+            self.fail(f"{who} {what}; on_error: {policy} stops the run", quiet=True)
             log.error("stopping the run (on_error: %s)", policy)
             return
         st.restarts += 1
         if st.restarts > spec.max_restarts:
-            self._fail(
+            self.fail(
                 f"{who} {what}; it failed {st.restarts} times (max_restarts {spec.max_restarts})"
             )
             return
@@ -362,7 +472,7 @@ class Supervisor:
 
         return bool(getattr(resolve(spec.run), "restartable", False))
 
-    def _fail(self, reason: str, quiet: bool = False) -> None:
+    def fail(self, reason: str, quiet: bool = False) -> None:
         """Stop the run; ``reason`` goes in the report (and the log, unless said already)."""
         if reason not in self.errors:
             self.errors.append(reason)
@@ -391,9 +501,13 @@ class Supervisor:
             if st.ended:
                 continue
             ups = self.topology.upstream(name)
-            if all(self.stages[u].ended for u in ups) and all(
-                rid is not None and self.replicas[rid].state == "done"
-                for rid in (st.slots.get(i) for i in range(st.desired))
+            if (
+                not st.retiring
+                and all(self.stages[u].ended for u in ups)
+                and all(
+                    rid is not None and self.replicas[rid].state == "done"
+                    for rid in (st.slots.get(i) for i in range(st.desired))
+                )
             ):
                 st.ended = True
                 self._dirty = True
@@ -448,56 +562,6 @@ class Supervisor:
             self.sockets.watch_fd(proc.sentinel)
             if spec.kind == "async":
                 st.host = wid
-
-    # ------------------------------------------------------------------ membership
-    def _section(self, r: ReplicaState) -> dict[str, Any]:
-        topo = self.topology
-        ups = topo.upstream(r.stage)
-        up = [
-            [u.rid, u.stage, u.index, u.endpoint]
-            for u in self.replicas.values()
-            if u.stage in ups and u.live
-        ]
-        down: dict[str, Any] = {}
-        for target in topo.stage(r.stage).next:
-            tst = self.stages[target]
-            members = []
-            for i in range(tst.desired):
-                rid = tst.slots.get(i)
-                peer = self.replicas.get(rid) if rid is not None else None
-                if peer is not None and peer.live:
-                    members.append([i, peer.rid, peer.endpoint])
-                else:
-                    members.append([i, None, None])
-            route = tst.spec.route
-            down[target] = {
-                "members": members,
-                "owners": default_owners(route.partitions, tst.desired)
-                if route.kind == KEY
-                else None,
-                "suspects": self.suspects.get((r.rid, target), []),
-            }
-        return {
-            "up": up,
-            "down": down,
-            "ended": [u for u in ups if self.stages[u].ended],
-            "stop": self.draining,
-        }
-
-    def _broadcast(self) -> None:
-        """Send every worker the membership as its replicas see it; a worker that cannot be
-        reached now is tried again at the next step."""
-        for wid, rids in self.worker_rids.items():
-            live = [self.replicas[rid] for rid in rids if self.replicas[rid].live]
-            if not live or not self.workers[wid].alive():
-                continue
-            sections = {r.rid: self._section(r) for r in live}
-            if not self.sockets.send(wid, {"t": "peers", "replicas": sections}):
-                self._dirty = True
-                continue
-            for r in live:  # suspects are told once, to the sender that holds them
-                for target in self.topology.stage(r.stage).next:
-                    self.suspects.pop((r.rid, target), None)
 
     def _reap_all(self) -> None:
         for w in self.workers.values():

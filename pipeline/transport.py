@@ -11,6 +11,10 @@ Layout (why it is built this way):
   so a restarted replica never receives messages meant for its dead predecessor.
 * The supervisor binds a **control** ROUTER (hello, peers, end of stream, stop, final stats)
   and a **stats** PULL for periodic counters, both apart from the data path.
+* For people and tools it binds an **api** ROUTER (JSON requests and replies: status,
+  scale, pause, ...; see ``pipeline.control``) and a **status** PUB that publishes the
+  frame's status once a second (topic ``status``); ``ControlClient`` and
+  ``StatusSubscriber`` are the other ends. Both are owner-only unix sockets by default.
 * Endpoints are ``ipc://`` files in the run's socket directory by default, or ``tcp://`` with
   ports chosen by the kernel and reported to the supervisor, which tells peers where to
   connect; nothing assumes one host.
@@ -26,6 +30,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +40,7 @@ import zmq
 import zmq.asyncio
 
 from pipeline.codec import Buffer, pack, unpack
+from pipeline.security import CurveServer, secure_client
 
 #: ipc paths must fit in sockaddr_un (108 bytes on Linux)
 _IPC_MAX = 100
@@ -171,10 +177,33 @@ class WorkerSockets:
 
 
 class SupervisorSockets:
-    """The supervisor's control ROUTER and stats PULL, polled together with plain fds."""
+    """The supervisor's control ROUTER and stats PULL, and the api ROUTER and status PUB
+    for people and tools, polled together with plain fds."""
 
-    def __init__(self, control_bind: str, stats_bind: str) -> None:
+    def __init__(
+        self,
+        control_bind: str,
+        stats_bind: str,
+        api_bind: str,
+        pub_bind: str,
+        curve_dir: Path | None = None,
+    ) -> None:
         self.ctx = zmq.Context()
+        #: CURVE for the api and status endpoints (required on tcp; ``pipeline.security``)
+        self.curve = CurveServer(self.ctx, curve_dir) if curve_dir is not None else None
+        self.api = self.ctx.socket(zmq.ROUTER)
+        self.api.setsockopt(zmq.LINGER, 0)
+        self.api.setsockopt(zmq.ROUTER_MANDATORY, 0)  # a client that left is not an error
+        self.pub = self.ctx.socket(zmq.PUB)
+        self.pub.setsockopt(zmq.LINGER, 0)
+        self.pub.setsockopt(zmq.SNDHWM, 10)  # a slow watcher misses updates, never blocks us
+        if self.curve is not None:
+            self.curve.secure(self.api)
+            self.curve.secure(self.pub)
+        self.api.bind(api_bind)
+        self.api_endpoint = _last_endpoint(self.api)
+        self.pub.bind(pub_bind)
+        self.pub_endpoint = _last_endpoint(self.pub)
         self.control = self.ctx.socket(zmq.ROUTER)
         self.control.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.control.setsockopt(zmq.LINGER, 0)
@@ -187,7 +216,10 @@ class SupervisorSockets:
         self.poller = zmq.Poller()
         self.poller.register(self.control, zmq.POLLIN)
         self.poller.register(self.stats, zmq.POLLIN)
+        self.poller.register(self.api, zmq.POLLIN)
         self._fds: set[int] = set()
+        #: api requests received by the last ``poll``: (envelope, request bytes)
+        self.requests: list[tuple[list[bytes], bytes]] = []
 
     def watch_fd(self, fd: int) -> None:
         if fd not in self._fds:
@@ -221,8 +253,25 @@ class SupervisorSockets:
                 except zmq.Again:
                     break
                 stats.append(("", unpack(payload)))
+        if self.api in events:
+            while True:
+                try:
+                    frames = self.api.recv_multipart(flags=zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                # [client id, (empty delimiter of a REQ socket,) request]
+                self.requests.append((frames[:-1], frames[-1]))
         ready = {fd for fd in self._fds if fd in events}
         return controls, stats, ready
+
+    def reply(self, envelope: list[bytes], payload: bytes) -> None:
+        """Answer an api request (dropped if its client has gone)."""
+        with contextlib.suppress(zmq.ZMQError):
+            self.api.send_multipart([*envelope, payload], flags=zmq.NOBLOCK)
+
+    def publish(self, topic: bytes, payload: bytes) -> None:
+        with contextlib.suppress(zmq.Again):
+            self.pub.send_multipart([topic, payload], flags=zmq.NOBLOCK)
 
     def receive_stats(self) -> list[tuple[str, Any]]:
         """Stats messages already received."""
@@ -251,4 +300,82 @@ class SupervisorSockets:
     def close(self) -> None:
         self.control.close(linger=0)
         self.stats.close(linger=0)
+        self.api.close(linger=0)
+        self.pub.close(linger=0)
+        if self.curve is not None:
+            self.curve.stop()
+        self.ctx.term()
+
+
+class ControlClient:
+    """Requests to a frame's api endpoint, one at a time, each with a timeout.
+
+    A DEALER rather than a REQ socket, so a frame that never answers (it stopped) costs a
+    timeout, not a socket stuck waiting forever."""
+
+    def __init__(self, endpoint: str, timeout: float = 5.0, curve: str | None = None) -> None:
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self.curve = curve
+        self.ctx = zmq.Context()
+        self.sock = self._connect()
+        self._n = 0
+
+    def _connect(self) -> zmq.Socket[Any]:
+        sock = self.ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        if self.curve is not None:
+            secure_client(sock, self.curve)
+        sock.connect(self.endpoint)
+        return sock
+
+    def request(self, payload: bytes, match: Callable[[bytes], bool]) -> bytes | None:
+        """Send ``payload``; the first reply ``match`` accepts, or None after the timeout
+        (the socket is then replaced, so a late reply cannot be taken for the next one)."""
+        self.sock.send_multipart([b"", payload])
+        deadline = time.monotonic() + self.timeout
+        while (left := deadline - time.monotonic()) > 0:
+            if not self.sock.poll(int(left * 1000) + 1, zmq.POLLIN):
+                break
+            reply = self.sock.recv_multipart()[-1]
+            if match(reply):
+                return reply
+        self.sock.close(linger=0)
+        self.sock = self._connect()
+        return None
+
+    def close(self) -> None:
+        self.sock.close(linger=0)
+        self.ctx.term()
+
+
+class StatusSubscriber:
+    """The status a frame publishes once a second."""
+
+    def __init__(self, endpoint: str, curve: str | None = None) -> None:
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.SUB)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        if curve is not None:
+            secure_client(self.sock, curve)
+        self.sock.setsockopt(zmq.RCVHWM, 10)
+        self.sock.setsockopt(zmq.SUBSCRIBE, b"status")
+        self.sock.connect(endpoint)
+
+    def receive(self, timeout: float) -> bytes | None:
+        """The newest status that arrives within ``timeout`` seconds, or None."""
+        if not self.sock.poll(int(timeout * 1000), zmq.POLLIN):
+            return None
+        payload = self.sock.recv_multipart()[-1]
+        while self.sock.poll(0, zmq.POLLIN):  # only the newest matters
+            payload = self.sock.recv_multipart()[-1]
+        return payload
+
+    def fileno(self) -> int:
+        """A descriptor that becomes readable when a status may have arrived (for event
+        loops); call ``receive(0)`` then."""
+        return int(self.sock.getsockopt(zmq.FD))
+
+    def close(self) -> None:
+        self.sock.close(linger=0)
         self.ctx.term()

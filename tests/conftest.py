@@ -130,3 +130,11 @@ def cli(
         os.killpg(proc.pid, 9)
         raise
     return Ran(proc.returncode, out, err, proc.pid)
+
+
+@pytest.fixture
+def registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A registry of running frames of the test's own (``pipeline ps`` and ``--frame``)."""
+    folder = tmp_path / "registry"
+    monkeypatch.setenv("PIPELINE_REGISTRY", str(folder))
+    yield folder

@@ -11,13 +11,26 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import Columns, Context, EndOfStream
+from pipeline import Batch, Columns, Context, EndOfStream
 
 
 def count_to(ctx: Context, n: int = 100, keys: int = 0) -> Any:
     """{"i": i} for i < n, shared over replicas; "k" = i % keys when keys is set."""
     for i in range(ctx.replica, n, ctx.replicas):
         yield {"i": i, "k": i % keys} if keys else {"i": i}
+
+
+def paced(
+    ctx: Context, n: int = 1000, keys: int = 10, batch: int = 100, pause: float = 0.01
+) -> Any:
+    """{"i": i, "k": i % keys} for i < n in batches of ``batch``, ``pause`` seconds apart
+    (a stream that lasts long enough to be operated while it runs)."""
+    for start in range(0, n, batch):
+        yield Batch({"i": i, "k": i % keys} for i in range(start, min(n, start + batch)))
+        deadline = time.monotonic() + pause
+        while time.monotonic() < deadline:
+            yield None
+            time.sleep(pause / 4)
 
 
 def ticking(ctx: Context, every: float = 0.01) -> Any:
@@ -218,3 +231,19 @@ async def mass_async_take_three(sockets: Any) -> None:
     if sockets.received == 3:
         raise EndOfStream
     await sockets.send(await sockets.receive())
+
+
+class TotalHandover(Total):
+    """``Total`` that can hand the state of key partitions over (scalable while keyed)."""
+
+    def export_state(self, partitions: set[int], ctx: Context) -> list[list[Any]]:
+        out = [[k, s] for k, s in self.sums.items() if ctx.partition(k) in partitions]
+        for k, _ in out:
+            del self.sums[k]
+        return out
+
+    def import_state(self, state: list[list[Any]], ctx: Context) -> None:
+        for k, (s, n) in state:
+            mine = self.sums.setdefault(k, [0, 0])
+            mine[0] += s
+            mine[1] += n

@@ -1,0 +1,218 @@
+"""Operating a running frame over its control endpoint: scale, pause, resume, stop, kill,
+status, and the reasons given when a request is refused."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.errors import ControlCode, ControlError, ExitCode
+from pipeline.remote import RemoteFrame
+from tests.running import Running
+from tests.stagelib import read_collected
+
+pytestmark = pytest.mark.integration
+
+N = 60_000
+KEYS = 101
+
+GRAPH = """
+name: {name}
+stages:
+  - name: src
+    run: tests.stagelib:paced
+    params: {{n: {n}, keys: {keys}, batch: 200, pause: {pause}}}
+    next: double
+  - name: double
+    run: tests.stagelib:double
+    next: total
+  - name: total
+    run: tests.stagelib:TotalHandover
+    route: {{key: k}}
+    next: sink
+  - name: sink
+    run: tests.stagelib:Collect
+    params: {{folder: "{out}"}}
+"""
+
+
+def sums(out: Path) -> dict[int, list[int]]:
+    """Per key: the sum and count of the doubled values (partials from replicas added)."""
+    found: dict[int, list[int]] = {}
+    for rec in read_collected(out):
+        s = found.setdefault(rec["k"], [0, 0])
+        s[0] += rec["sum"]
+        s[1] += rec["n"]
+    return found
+
+
+def expected(n: int, keys: int) -> dict[int, list[int]]:
+    want: dict[int, list[int]] = {}
+    for i in range(n):
+        s = want.setdefault(i % keys, [0, 0])
+        s[0] += 2 * i
+        s[1] += 1
+    return want
+
+
+def test_scaling_a_keyed_and_a_round_robin_stage_many_times_changes_no_result(
+    tmp_path: Path, registry: Path
+) -> None:
+    # the same stream unscaled ...
+    plain_out = tmp_path / "plain"
+    text = GRAPH.format(name="plain", n=N, keys=KEYS, pause=0.0, out=plain_out)
+    plain = Running(text, tmp_path / "run-plain").wait()
+    assert plain.exit_code == ExitCode.OK, plain.errors
+    # ... and scaled up and down again and again while it flows
+    out = tmp_path / "scaled"
+    run = Running(GRAPH.format(name="scaled", n=N, keys=KEYS, pause=0.03, out=out),
+                  tmp_path / "run-scaled")  # fmt: skip
+    steps = [("total", 3), ("double", 2), ("total", 2), ("double", 3), ("total", 4),
+             ("double", 1), ("total", 1), ("double", 2), ("total", 2)]  # fmt: skip
+    done = 0
+    for stage, n in steps:
+        if not run.thread.is_alive():
+            break
+        try:
+            reply = run.frame.request("scale", stage=stage, replicas=n)
+            assert reply["to"] == n
+            st = run.frame.wait_scaled(stage, n, timeout=60)
+        except ControlError as exc:  # the stream may end before the last steps
+            assert exc.code in (ControlCode.NOT_RUNNING, ControlCode.UNREACHABLE), exc.reason
+            run.thread.join(10)
+            assert not run.thread.is_alive(), exc.reason
+            break
+        assert st["stages"][stage]["desired"] == n
+        done += 1
+    report = run.wait()
+    assert report.exit_code == ExitCode.OK, report.errors
+    assert done >= 6, f"only {done} rescales happened before the stream ended"
+    assert sums(out) == sums(plain_out) == expected(N, KEYS)
+    assert report.stages["src"].records_out == N
+    assert report.stages["sink"].records_in == KEYS * 0 + report.stages["total"].records_out
+
+
+def test_pause_holds_the_sources_and_resume_lets_them_go(tmp_path: Path, registry: Path) -> None:
+    out = tmp_path / "out"
+    run = Running(GRAPH.format(name="pausing", n=20_000, keys=7, pause=0.02, out=out),
+                  tmp_path / "run")  # fmt: skip
+    while run.frame.status()["stages"]["src"]["records_out"] == 0:
+        time.sleep(0.2)
+    assert run.frame.request("pause") == {"paused": True}
+    time.sleep(2.0)  # in-flight work drains, the counters reach the status
+    first = run.frame.status()["stages"]["src"]["records_out"]
+    time.sleep(1.5)
+    status = run.frame.status()
+    assert status["state"] == "paused"
+    assert status["stages"]["src"]["records_out"] == first, "a paused source emitted"
+    assert first < 20_000
+    assert run.frame.request("resume") == {"paused": False}
+    report = run.wait()
+    assert report.exit_code == ExitCode.OK, report.errors
+    assert sums(out) == expected(20_000, 7)
+
+
+def test_stop_drains_and_exits_cleanly(tmp_path: Path, registry: Path) -> None:
+    out = tmp_path / "out"
+    run = Running(GRAPH.format(name="stopping", n=10**7, keys=7, pause=0.01, out=out),
+                  tmp_path / "run")  # fmt: skip
+    time.sleep(1.0)
+    assert run.frame.request("stop") == {"stopping": True}
+    report = run.wait()
+    assert report.exit_code == ExitCode.OK, report.errors
+    assert report.stopped_by == "a stop request"
+    sent = report.stages["src"].records_out
+    assert 0 < sent < 10**7
+    got = sums(out)
+    assert sum(n for _, n in got.values()) == sent  # everything emitted was counted
+
+
+def test_kill_stops_at_once_and_says_work_was_lost(tmp_path: Path, registry: Path) -> None:
+    run = Running(GRAPH.format(name="killing", n=10**7, keys=7, pause=0.01, out=tmp_path / "o"),
+                  tmp_path / "run")  # fmt: skip
+    time.sleep(0.5)
+    assert run.frame.request("kill") == {"killed": True}
+    report = run.wait(30)
+    assert report.exit_code == ExitCode.FAILED
+    assert any("killed by request" in e for e in report.errors)
+
+
+def test_refusals_say_why_with_a_code(tmp_path: Path, registry: Path) -> None:
+    text = """
+    name: refusing
+    stages:
+      - name: src
+        run: tests.stagelib:ticking
+        params: {every: 0.01}
+        next: [fixed, everyone, counted]
+      - name: fixed
+        run: tests.stagelib:double
+        scalable: false
+      - name: everyone
+        run: tests.stagelib:double
+        route: broadcast
+      - name: counted
+        run: tests.stagelib:Total
+        route: {key: i}
+    """
+    run = Running(text, tmp_path / "run")
+    refusals = {
+        ("fixed", 2): (ControlCode.REFUSED, "scalable: false"),
+        ("src", 2): (ControlCode.REFUSED, "it is a source"),
+        ("everyone", 2): (ControlCode.REFUSED, "broadcast"),
+        ("counted", 2): (ControlCode.REFUSED, "export_state"),
+        ("nowhere", 2): (ControlCode.NO_SUCH_STAGE, "stages: src, fixed"),
+        ("fixed", 0): (ControlCode.BAD_REQUEST, "from 1 to"),
+        ("fixed", "two"): (ControlCode.BAD_REQUEST, "whole number"),
+    }
+    for (stage, n), (code, words) in refusals.items():
+        with pytest.raises(ControlError) as err:
+            run.frame.request("scale", stage=stage, replicas=n)
+        assert err.value.code == code, (stage, n, err.value.reason)
+        assert words in err.value.reason
+    with pytest.raises(ControlError) as err:
+        run.frame.request("explode")
+    assert err.value.code == ControlCode.UNKNOWN_COMMAND
+    assert "commands: status, scale" in err.value.reason
+    with pytest.raises(ControlError) as err:
+        run.frame.request("scale", replicas=2)
+    assert err.value.code == ControlCode.BAD_REQUEST
+    raw = run.frame.client.request(b"not json", lambda _: True)
+    assert raw is not None and b'"code": 1' in raw and b"not JSON" in raw
+    commands: dict[str, Any] = run.frame.request("commands")
+    assert set(commands) == {"status", "scale", "pause", "resume", "stop", "kill", "commands"}
+    assert commands["scale"]["changes"] and not commands["status"]["changes"]
+    run.frame.request("stop")
+    report = run.wait()
+    assert report.exit_code == ExitCode.OK, report.errors
+    with pytest.raises(ControlError) as err:
+        RemoteFrame.find(str(tmp_path / "run"))
+    assert err.value.code == ControlCode.UNREACHABLE
+
+
+def test_status_has_every_figure_the_monitors_show(tmp_path: Path, registry: Path) -> None:
+    run = Running(GRAPH.format(name="watched", n=30_000, keys=5, pause=0.02, out=tmp_path / "o"),
+                  tmp_path / "run")  # fmt: skip
+    time.sleep(2.5)
+    sub = run.frame.subscribe()
+    published = sub.receive(3.0)
+    assert published is not None
+    st = run.frame.status()
+    assert st["frame"] == "watched" and st["state"] == "running"
+    d = st["stages"]["double"]
+    for field in ("desired", "alive", "records_in", "records_out", "rate_in", "rate_out",
+                  "backlog", "busy", "cpu", "rss", "errors", "p50", "p99", "replicas"):  # fmt: skip
+        assert field in d, field
+    assert d["desired"] == d["alive"] == 1
+    assert d["records_in"] > 0 and d["rate_in"] > 0
+    assert d["rss"] > 10_000_000  # a python process with numpy: tens of MB
+    assert d["p50"] is not None and d["p99"] >= d["p50"]
+    assert d["replicas"][0]["pid"] > 0
+    assert st["stages"]["src"]["next"] == ["double"]
+    run.frame.request("stop")
+    assert run.wait().exit_code == ExitCode.OK
+    assert Counter(p.name for p in registry.iterdir()) == Counter()
