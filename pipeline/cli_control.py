@@ -87,6 +87,21 @@ def add_parsers(sub: Any) -> None:
     _frame_arg(scale)
     scale.set_defaults(handler=cmd_scale)
 
+    monitor = sub.add_parser(
+        "monitor",
+        help="a live view of a running frame, with keys to scale, pause and resume",
+        description="A live view of a running frame, refreshed every second: per stage, "
+        "replicas alive/desired, records/s in and out, backlog, busy share, batch latency "
+        "p50/p99, errors, CPU and memory; below, the replicas of the selected stage. Fits an "
+        "80x24 terminal. Keys: up/down (or j/k) select a stage, + and - scale it by one "
+        "replica, p pause, r resume, S stop the frame, q quit the monitor (the frame goes "
+        "on). When the frame stops, the monitor says so and exits.",
+        epilog=CONTROL_EPILOG,
+        formatter_class=fmt,
+    )
+    _frame_arg(monitor)
+    monitor.set_defaults(handler=cmd_monitor)
+
     for verb, text in (
         ("pause", "sources stop emitting; in-flight work drains"),
         ("resume", "sources emit again"),
@@ -139,7 +154,7 @@ def format_status(st: dict[str, Any]) -> list[str]:
         lines.append(f"scaling {r['stage']} {r['from']} -> {r['to']}: {r['phase']}")
     lines.append(
         f"{'STAGE':<14} {'REPL':>5} {'IN':>9} {'OUT':>9} {'IN/s':>8} {'OUT/s':>8} "
-        f"{'BACKLOG':>7} {'BUSY':>5} {'P50':>7} {'P99':>7} {'ERR':>4} {'CPU':>5} {'MEM':>7}"
+        f"{'BACKLOG':>7} {'BUSY':>5} {'P50':>7} {'P99':>7} {'ERR':>4} {'CPU':>5} {'MEM':>9}"
     )
     for name, s in st["stages"].items():
         repl = "end" if s["ended"] else f"{s['alive']}/{s['desired']}"
@@ -148,7 +163,7 @@ def format_status(st: dict[str, Any]) -> list[str]:
             f"{amount(s['records_out'], ''):>9} {amount(s['rate_in'], ''):>8} "
             f"{amount(s['rate_out'], ''):>8} {s['backlog']:>7} {s['busy']:>5.0%} "
             f"{_ms(s['p50']):>7} {_ms(s['p99']):>7} {s['errors']:>4} {s['cpu']:>5.0%} "
-            f"{amount(s['rss'], 'B'):>7}"
+            f"{amount(s['rss'], 'bytes'):>9}"
         )
     for e in st.get("errors", []):
         lines.append(f"error: {e}")
@@ -199,4 +214,18 @@ def cmd_verb(args: argparse.Namespace) -> int:
             "kill": "killed"}[args.verb]  # fmt: skip
     print(f"{frame.name} (pid {frame.pid}): {said}")
     del result
+    return ExitCode.OK
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from pipeline.monitor import Monitor  # noqa: PLC0415 - rich's live screen, only here
+
+    try:
+        frame = _connect(args)
+        said = Monitor(frame).run()
+    except ControlError as exc:
+        return _refused(exc, "monitor")
+    except KeyboardInterrupt:
+        said = "monitor closed"
+    print(said)
     return ExitCode.OK

@@ -30,7 +30,7 @@ def folder() -> Path:
     return Path(tempfile.gettempdir()) / f"pipeline-{os.getuid()}"
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -66,7 +66,7 @@ def running() -> list[dict[str, Any]]:
             pid = int(rec["pid"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if not _alive(pid):
+        if not alive(pid):
             with contextlib.suppress(OSError):
                 path.unlink()
             continue
@@ -83,7 +83,7 @@ def find(which: str | None) -> dict[str, Any]:
         except (OSError, ValueError) as exc:
             msg = f"cannot read {Path(which) / INFO}: {exc}"
             raise ControlError(ControlCode.UNREACHABLE, msg) from None
-        if isinstance(rec, dict) and "api" in rec and _alive(int(rec.get("pid", 0))):
+        if isinstance(rec, dict) and "api" in rec and alive(int(rec.get("pid", 0))):
             return rec
         msg = f"no frame is running in {which}"
         raise ControlError(ControlCode.UNREACHABLE, msg)

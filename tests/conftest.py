@@ -69,6 +69,16 @@ def no_leftover_processes() -> Iterator[None]:
     assert not extra, f"processes left behind: {[' '.join(p.cmdline()) for p in extra]}"
 
 
+@pytest.fixture(autouse=True)
+def no_running_frames() -> Iterator[None]:
+    """A frame a failed test left running on a thread is stopped (before the check for
+    leftover processes)."""
+    yield
+    from tests.running import Running  # noqa: PLC0415
+
+    Running.stop_all()
+
+
 @pytest.fixture
 def run_dir(tmp_path: Path) -> Path:
     return tmp_path / "run"

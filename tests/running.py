@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import ClassVar
 
 from pipeline.errors import ControlError
 from pipeline.remote import RemoteFrame
@@ -17,7 +18,11 @@ from tests.conftest import assert_clean, make_topology
 class Running:
     """A frame run by a supervisor on a thread, and a client to it."""
 
+    #: frames started and not yet waited for (stopped at the end of a failed test)
+    unfinished: ClassVar[list[Running]] = []
+
     def __init__(self, text: str, run_dir: Path) -> None:
+        Running.unfinished.append(self)
         self.run_dir = run_dir
         self.sup = Supervisor(make_topology(text, run_dir))
         self.report: RunReport | None = None
@@ -36,7 +41,18 @@ class Running:
     def _run(self) -> None:
         self.report = self.sup.run()
 
+    @classmethod
+    def stop_all(cls) -> None:
+        """Stop at once every frame a test left running (it failed before its end)."""
+        while cls.unfinished:
+            run = cls.unfinished.pop()
+            if run.thread.is_alive():
+                run.sup.fail("the test ended")
+                run.thread.join(30)
+
     def wait(self, timeout: float = 120) -> RunReport:
+        if self in Running.unfinished:
+            Running.unfinished.remove(self)
         self.thread.join(timeout)
         assert not self.thread.is_alive(), "the frame did not end"
         self.frame.close()
