@@ -3,6 +3,8 @@ status, and the reasons given when a request is refused."""
 
 from __future__ import annotations
 
+import os
+import stat
 import time
 from collections import Counter
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 
 from pipeline.errors import ControlCode, ControlError, ExitCode
 from pipeline.remote import RemoteFrame
+from pipeline.transport import ControlClient
 from tests.running import Running
 from tests.stagelib import read_collected
 
@@ -216,3 +219,38 @@ def test_status_has_every_figure_the_monitors_show(tmp_path: Path, registry: Pat
     run.frame.request("stop")
     assert run.wait().exit_code == ExitCode.OK
     assert Counter(p.name for p in registry.iterdir()) == Counter()
+
+
+def test_the_control_socket_is_owner_only_and_tcp_requires_curve(
+    tmp_path: Path, registry: Path
+) -> None:
+    # ipc: a unix socket in a directory only its owner can enter
+    run = Running(GRAPH.format(name="local", n=10**7, keys=3, pause=0.01, out=tmp_path / "a"),
+                  tmp_path / "run-ipc")  # fmt: skip
+    api = run.frame.record["api"]
+    assert api.startswith("ipc://") and run.frame.record["curve"] is None
+    assert stat.S_IMODE(os.stat(Path(api[len("ipc://") :]).parent).st_mode) == 0o700
+    run.frame.request("stop")
+    assert run.wait().exit_code == ExitCode.OK
+    # tcp: CURVE; the frame's own client certificate works, a plain client gets nothing
+    text = "transport: tcp\n" + GRAPH.format(
+        name="remote", n=10**7, keys=3, pause=0.01, out=tmp_path / "b"
+    )
+    run = Running(text, tmp_path / "run-tcp")
+    record = run.frame.record
+    assert record["api"].startswith("tcp://127.0.0.1:")
+    curve = Path(record["curve"])
+    assert stat.S_IMODE(curve.stat().st_mode) == 0o700
+    assert stat.S_IMODE((curve / "client.key_secret").stat().st_mode) == 0o600
+    assert run.frame.status()["frame"] == "remote"
+    plain = ControlClient(record["api"], timeout=1.5)
+    assert plain.request(b'{"id": 1, "command": "stop"}', lambda _: True) is None
+    plain.close()
+    assert run.frame.status()["state"] == "running"  # the plain client changed nothing
+    stranger = RemoteFrame({**record, "curve": None}, timeout=1.5)
+    with pytest.raises(ControlError) as err:
+        stranger.request("status")
+    stranger.close()
+    assert err.value.code == ControlCode.UNREACHABLE
+    run.frame.request("stop")
+    assert run.wait().exit_code == ExitCode.OK
