@@ -135,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
     from pipeline.gen import add_parser as add_gen  # noqa: PLC0415
 
     add_control(sub)
+    # web monitor (pipeline.web) and MQTT bridge (pipeline.mqtt) register here
+    from pipeline.web import add_parser as add_web  # noqa: PLC0415
+
+    add_web(sub)
+    from pipeline.mqtt import add_parser as add_mqtt  # noqa: PLC0415
+
+    add_mqtt(sub)
     add_gen(sub)
     return parser
 
