@@ -51,6 +51,8 @@ process (on_error: skip) are in <run_dir>/dead-letters/<run id>/.
 examples:
   pipeline run
   pipeline run topology.yaml -e INPUT=/data/2026-11-21 --log-level debug
+  PIPELINE_WEB_TOKEN=s3cret pipeline run --web          web monitor on 127.0.0.1:8765
+  pipeline run --mqtt broker.example.org:1883           figures to MQTT as well
 """
 
 CHECK_EPILOG = """\
@@ -121,6 +123,20 @@ def build_parser() -> argparse.ArgumentParser:
         "with the time left for stages that know their input's size (default: auto, on "
         "when standard error is a terminal)",
     )
+    run.add_argument(
+        "--web",
+        nargs="?",
+        const="127.0.0.1:8765",
+        metavar="HOST:PORT",
+        help="also start the web monitor for this run (pipeline web; default "
+        "127.0.0.1:8765); its token is $PIPELINE_WEB_TOKEN, or one it prints",
+    )
+    run.add_argument(
+        "--mqtt",
+        metavar="BROKER",
+        help="also publish the run's figures to this MQTT broker (pipeline mqtt; control "
+        "only with $PIPELINE_MQTT_SECRET set)",
+    )
 
     check = sub.add_parser(
         "check",
@@ -160,6 +176,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.companions import Companions  # noqa: PLC0415
     from pipeline.supervisor import Supervisor  # noqa: PLC0415
 
     level = getattr(logging, args.log_level.upper())
@@ -168,7 +185,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     topo = _load(args)
     progress = args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty())
-    report = Supervisor(topo, log_level=level, progress=progress).run()
+    extra = [["web", "--bind", args.web]] if args.web else []
+    if args.mqtt:
+        extra.append(["mqtt", "--broker", args.mqtt])
+    companions = Companions(topo.run_dir, extra)
+    companions.start()
+    try:
+        report = Supervisor(topo, log_level=level, progress=progress).run()
+    finally:
+        companions.stop()
     for line in report.lines():
         print(line, file=sys.stderr)
     return int(report.exit_code)

@@ -18,12 +18,17 @@ from tests.conftest import REPO, cli, pipeline_processes
 WORDCOUNT = REPO / "examples" / "wordcount.yaml"
 
 
-@pytest.mark.parametrize("args", [[], ["run"], ["check"], ["gen"], ["gen", "text"]])
+OPERATING = ["ps", "status", "scale", "pause", "resume", "stop", "kill", "monitor", "web", "mqtt"]
+
+
+@pytest.mark.parametrize(
+    "args", [[], ["run"], ["check"], ["gen"], ["gen", "text"], *([c] for c in OPERATING)]
+)
 def test_every_command_has_help_with_examples(args: list[str]) -> None:
     proc = cli(*args, "--help")
     assert proc.returncode == 0
     assert "usage: pipeline" in proc.stdout
-    if args in ([], ["run"], ["check"]):
+    if args not in (["gen"], ["gen", "text"]):
         assert "examples:" in proc.stdout
 
 
