@@ -48,6 +48,7 @@ test: check pytest
 bench: $(STAMP)
 	$(PY) -m bench transport
 	$(PY) -m bench wrstat
+	$(PY) -m bench scaling
 
 clean:
 	rm -rf $(VENV) .pipeline sample-data out .mypy_cache .ruff_cache .pytest_cache

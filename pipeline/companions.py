@@ -29,7 +29,7 @@ class Companions:
     def __init__(self, run_dir: Path, commands: list[list[str]]) -> None:
         self.run_dir = run_dir
         self.commands = commands
-        self.procs: list[subprocess.Popen[bytes]] = []
+        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._attach, name="companions", daemon=True)
 
@@ -45,7 +45,8 @@ class Companions:
             time.sleep(0.1)
         for args in self.commands:
             cmd = [sys.executable, "-m", "pipeline", *args, "--frame", str(self.run_dir)]
-            self.procs.append(subprocess.Popen(cmd))  # its output goes to the run's terminal
+            # its output goes to the run's terminal
+            self.procs.append((f"pipeline {args[0]}", subprocess.Popen(cmd)))
 
     def _ready(self) -> bool:
         """This process's frame has announced its endpoints (not a killed frame's record)."""
@@ -61,10 +62,10 @@ class Companions:
         if self._thread.is_alive():
             self._thread.join()
         deadline = time.monotonic() + GRACE
-        for p in self.procs:
+        for name, p in self.procs:
             try:
                 p.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                log.warning("%s did not stop by itself; stopping it", " ".join(p.args[2:4]))
+                log.warning("%s did not stop by itself; stopping it", name)
                 p.terminate()
                 p.wait(5)
