@@ -27,8 +27,8 @@ STAGE_METRICS: tuple[tuple[str, str, str, str], ...] = (
     ("pipeline_backlog_batches", "gauge",
      "Batches waiting for a stage, at its senders or held by its replicas.", "backlog"),
     ("pipeline_busy_ratio", "gauge",
-     "Share of time a stage's replicas spent in stage code (summed; 2 = two replicas "
-     "always busy).", "busy"),
+     "Share of time a stage's replicas spent in stage code (their average; 1 = every "
+     "replica always busy).", "busy"),
     ("pipeline_replicas_desired", "gauge", "Replicas a stage should run.", "desired"),
     ("pipeline_replicas_alive", "gauge", "Replicas of a stage running now.", "alive"),
     ("pipeline_cpu_ratio", "gauge",

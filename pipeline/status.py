@@ -9,7 +9,8 @@ status (about a second), totals since the start. Per stage:
 * ``records_in``/``records_out`` and their rates per second;
 * ``backlog``: batches waiting for the stage, queued or unacknowledged at its senders, plus
   those its replicas hold;
-* ``busy`` (share of time in stage code), ``cpu`` (share of a core) and ``rss`` (bytes), per
+* ``busy``: share of time in stage code, per replica and averaged over the stage's replicas
+  (1 = every replica always busy); ``cpu`` (share of a core) and ``rss`` (bytes), per
   replica and summed;
 * ``p50``/``p99``: batch processing time, seconds; ``errors``: batches that failed;
 * ``progress``: done, total and unit, for stages that say how far they are.
@@ -96,7 +97,7 @@ class StatusTracker:
                 "rate_in": sum(x["rate_in"] for x in replicas),
                 "rate_out": sum(x["rate_out"] for x in replicas),
                 "backlog": waiting.get(name, 0) + sum(x["held"] for x in replicas),
-                "busy": sum(x["busy"] for x in replicas),
+                "busy": sum(x["busy"] for x in replicas) / max(1, len(replicas)),
                 "cpu": sum(x["cpu"] for x in replicas),
                 "rss": sum(x["rss"] for x in replicas),
                 "errors": totals.errors,
