@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pipeline.errors import EndOfStream, UsageError
 from pipeline.flow import InBatch
+from pipeline.source_loop import paused
 
 if TYPE_CHECKING:
     from pipeline.replica import Replica
@@ -108,6 +109,12 @@ class _Core:
             self._pending_out > 0 and time.monotonic() - self._last_handoff >= spec.linger
         )
 
+    async def _hold(self) -> None:
+        """A source while the run is paused: what it made goes out, then it waits."""
+        if self._pending_out:
+            await self._handoff()
+        await paused(self._r)
+
     async def _handoff(self) -> None:
         """A source's outputs so far go out (waiting for credit: backpressure)."""
         self._emit_out(None)
@@ -177,6 +184,9 @@ class AsyncSockets(_Core):
         fn, args, params = r.impl.obj, r.spec.args, r.spec.params
         ended_early = False
         while self.fed or not r.stopping:
+            if not self.fed and not r.flowing.is_set():
+                await self._hold()
+                continue
             try:
                 with self._busy():
                     await fn(self, *args, **params)
@@ -218,6 +228,9 @@ class ThreadSockets(_Core):
         fn, args, params = r.impl.obj, r.spec.args, r.spec.params
         ended_early = False
         while self.fed or not r.stopping:
+            if not self.fed and not r.flowing.is_set():
+                self._on_loop(self._hold())
+                continue
             try:
                 with self._busy():
                     fn(self, *args, **params)

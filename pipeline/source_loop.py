@@ -70,7 +70,7 @@ async def _pull(r: Replica, it: Any, batch: list[Any]) -> None:
                 r.c.busy += clock() - started
                 await _emit(r, batch)
                 nbytes = 0
-            await _paused(r)
+            await paused(r)
             started = clock()
             continue
         try:
@@ -107,7 +107,7 @@ async def _pull(r: Replica, it: Any, batch: list[Any]) -> None:
     r.c.busy += clock() - started
 
 
-async def _paused(r: Replica) -> None:
+async def paused(r: Replica) -> None:
     """Wait while the run is paused, delivering what is in flight meanwhile."""
     while not r.flowing.is_set() and not r.stopping:
         r.flush_buffers(force=True)

@@ -180,6 +180,12 @@ def mass_double(sockets: Any) -> None:
     sockets.send({"i": data["i"] * 2})
 
 
+async def mass_async_numbers(sockets: Any, count: int = 50) -> None:
+    if sockets.sent >= count:
+        raise EndOfStream
+    await sockets.send({"i": sockets.sent})
+
+
 async def mass_async_plus(sockets: Any) -> None:
     data = await sockets.receive()
     await sockets.send({"i": data["i"] + 1})

@@ -254,3 +254,35 @@ def test_the_control_socket_is_owner_only_and_tcp_requires_curve(
     assert err.value.code == ControlCode.UNREACHABLE
     run.frame.request("stop")
     assert run.wait().exit_code == ExitCode.OK
+
+
+@pytest.mark.parametrize("source", ["mass_numbers", "mass_async_numbers"])
+def test_pause_holds_a_mass_style_source_too(tmp_path: Path, registry: Path, source: str) -> None:
+    text = f"""
+    name: mass-paused
+    stages:
+      - name: src
+        run: tests.stagelib:{source}
+        params: {{count: 100000000}}
+        kind: {"async" if "async" in source else "process"}
+        next: sink
+      - name: sink
+        run: tests.stagelib:double
+    """
+    run = Running(text, tmp_path / "run")
+    while run.frame.status()["stages"]["src"]["records_out"] == 0:
+        time.sleep(0.2)
+    run.frame.request("pause")
+    time.sleep(2.0)
+    first = run.frame.status()["stages"]["src"]["records_out"]
+    time.sleep(1.5)
+    assert run.frame.status()["stages"]["src"]["records_out"] == first, "a paused source emitted"
+    run.frame.request("resume")
+    deadline = time.monotonic() + 10
+    while run.frame.status()["stages"]["src"]["records_out"] == first:
+        assert time.monotonic() < deadline, "the source did not resume"
+        time.sleep(0.2)
+    run.frame.request("stop")
+    report = run.wait()
+    assert report.exit_code == ExitCode.OK, report.errors
+    assert report.stages["sink"].records_in == report.stages["src"].records_out
