@@ -149,7 +149,8 @@ class Handover:
                 continue
             r = self.r
             state = r.host.codec.decode(frames[0], frames[1:])[0]
-            await r.user_step(r.code.import_state(state))
+            if r.code.hands_over:
+                await r.user_step(r.code.import_state(state))
             m.taken.update(partitions)
             progressed = True
         if m.exported and m.take <= m.taken:
@@ -161,7 +162,10 @@ class Handover:
         r = self.r
         for index, partitions in sorted(m.give.items()):
             rid, endpoint = m.peers[index]
-            state = await r.user_step(r.code.export_state(partitions))
+            # a stage without keyed state (a transform) sends nothing but the news
+            state = (
+                await r.user_step(r.code.export_state(partitions)) if r.code.hands_over else None
+            )
             body = r.host.codec.encode([state])
             r.host.use(endpoint)  # kept open: closing at once could drop what is queued
             r.host.send(endpoint, state_frames(r.rid, rid, m.epoch, partitions, body))

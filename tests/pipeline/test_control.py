@@ -286,3 +286,18 @@ def test_pause_holds_a_mass_style_source_too(tmp_path: Path, registry: Path, sou
     report = run.wait()
     assert report.exit_code == ExitCode.OK, report.errors
     assert report.stages["sink"].records_in == report.stages["src"].records_out
+
+
+def test_a_keyed_stateless_stage_scales_too(tmp_path: Path, registry: Path) -> None:
+    out = tmp_path / "out"
+    text = GRAPH.format(name="keyed-map", n=30_000, keys=17, pause=0.03, out=out).replace(
+        "run: tests.stagelib:double\n", "run: tests.stagelib:double\n    route: {key: k}\n"
+    )
+    assert "route: {key: k}" in text.split("name: total")[0]
+    run = Running(text, tmp_path / "run")
+    for n in (3, 1, 2):
+        run.frame.request("scale", stage="double", replicas=n)
+        assert run.frame.wait_scaled("double", n, timeout=30)["stages"]["double"]["alive"] == n
+    report = run.wait()
+    assert report.exit_code == ExitCode.OK, report.errors
+    assert sums(out) == expected(30_000, 17)
