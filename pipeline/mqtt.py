@@ -46,6 +46,7 @@ import psutil
 from pipeline.cli_control import FRAME_HELP, REFUSED_EXIT
 from pipeline.control import COMMANDS, error, ok
 from pipeline.errors import ControlCode, ControlError, ExitCode, PipelineError, UsageError
+from pipeline.feed import SILENCE, follow
 from pipeline.remote import RemoteFrame
 
 log = logging.getLogger("pipeline.mqtt")
@@ -54,8 +55,6 @@ DEFAULT_PORT = 1883
 PASSWORD_ENV = "PIPELINE_MQTT_PASSWORD"
 SECRET_ENV = "PIPELINE_MQTT_SECRET"
 
-#: seconds without a status after which the bridge asks whether the frame is still there
-SILENCE = 3.0
 #: seconds a control request to the frame may take
 API_TIMEOUT = 3.0
 #: seconds to wait for the broker to accept a connection or a message
@@ -239,38 +238,11 @@ class Feed:
         while self.ended is None and (left := deadline - time.monotonic()) > 0:
             await asyncio.sleep(min(left, 0.1))
 
-    def _take(self, raw: bytes) -> None:
-        try:
-            st = json.loads(raw)
-        except ValueError:
-            log.warning("frame '%s' published a status that is not JSON; ignored", self.frame.name)
-            return
-        if isinstance(st, dict):
+    async def follow(self) -> None:
+        async for st in follow(self.sub, self._stopped, SILENCE):
             self.latest = st
             self._wake.set()
-
-    async def follow(self) -> None:
-        loop = asyncio.get_running_loop()
-        readable = asyncio.Event()
-        fd = self.sub.fileno()
-        loop.add_reader(fd, readable.set)
-        last = time.monotonic()
-        try:
-            while self.ended is None:
-                # the descriptor is edge-triggered: poll now and then as well
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(readable.wait(), 0.5)
-                readable.clear()
-                raw = self.sub.receive(0)
-                if raw is not None:
-                    self._take(raw)
-                    last = time.monotonic()
-                elif time.monotonic() - last > SILENCE:
-                    if await self._stopped():
-                        self.end("the frame stopped")
-                    last = time.monotonic()
-        finally:
-            loop.remove_reader(fd)
+        self.end("the frame stopped")
 
     async def _stopped(self) -> bool:
         if not psutil.pid_exists(self.frame.pid):

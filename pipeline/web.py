@@ -33,22 +33,20 @@ import os
 import secrets
 import signal
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
 import psutil
-import zmq
-import zmq.asyncio
 from aiohttp import web
 
 from pipeline.cli_control import FRAME_HELP, REFUSED_EXIT
 from pipeline.control import COMMANDS
 from pipeline.errors import ControlCode, ControlError, ExitCode, UsageError
+from pipeline.feed import follow
 from pipeline.metrics import CONTENT_TYPE, exposition
 from pipeline.registry import find
 from pipeline.remote import RemoteFrame
-from pipeline.security import secure_client
+from pipeline.transport import StatusSubscriber
 from pipeline.web_page import PAGE
 
 DEFAULT_PORT = 8765
@@ -120,29 +118,13 @@ class Watcher:
 
     async def run(self) -> None:
         """Follow the status feed until the frame stops."""
-        ctx = zmq.asyncio.Context()
-        sock = ctx.socket(zmq.SUB)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.RCVHWM, 10)
-        if self.record.get("curve"):
-            secure_client(sock, self.record["curve"])
-        sock.setsockopt(zmq.SUBSCRIBE, b"status")
-        sock.connect(str(self.record["status"]))
-        last = time.monotonic()
+        sub = StatusSubscriber(str(self.record["status"]), self.record.get("curve"))
         try:
-            while True:
-                if await sock.poll(500):
-                    payload = (await sock.recv_multipart())[-1]
-                    while await sock.poll(0):  # only the newest matters
-                        payload = (await sock.recv_multipart())[-1]
-                    self._publish(json.loads(payload))
-                    last = time.monotonic()
-                elif time.monotonic() - last > self.stale_after and await self._gone():
-                    self._end()
-                    return
+            async for status in follow(sub, self._gone, self.stale_after):
+                self._publish(status)
+            self._end()
         finally:
-            sock.close(linger=0)
-            ctx.term()
+            sub.close()
 
     def close(self) -> None:
         self.remote.close()
