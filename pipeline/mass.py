@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pipeline.errors import EndOfStream, UsageError
+from pipeline.failures import ReplicaFailure
 from pipeline.flow import InBatch
 from pipeline.source_loop import paused
 
@@ -130,8 +131,6 @@ class _Core:
         self._out = {}
         self._pending_out = 0
         if self._batch is None:
-            from pipeline.replica import ReplicaFailure  # noqa: PLC0415
-
             raise ReplicaFailure(exc, "source" if not self.fed else "process") from exc
         b, items = self._batch, self._items
         self._batch, self._items, self._pos = None, [], 0

@@ -14,7 +14,6 @@ import inspect
 import logging
 import os
 import time
-import traceback
 from collections import deque
 from collections.abc import Awaitable
 from dataclasses import asdict
@@ -28,6 +27,7 @@ from pipeline.codec import Buffer, Codec
 from pipeline.columns import Columns
 from pipeline.contract import Context, Role, StageImpl, inspect_stage, resolve
 from pipeline.errors import WireError
+from pipeline.failures import ReplicaFailure, user_frame, user_traceback
 from pipeline.flow import (
     ACK_DEAD,
     InBatch,
@@ -76,16 +76,6 @@ class Upstream(NamedTuple):
     endpoint: str
 
 
-class ReplicaFailure(Exception):
-    """User code raised and the policy says this replica stops."""
-
-    def __init__(self, exc: BaseException, phase: str, batch: InBatch | None = None) -> None:
-        self.exc = exc
-        self.phase = phase
-        self.batch = batch
-        super().__init__(str(exc))
-
-
 _BUFFERED = frozenset((Columns, np.ndarray))
 
 
@@ -103,31 +93,6 @@ def measure(items: list[Any]) -> tuple[int, int]:
         elif t is np.ndarray:
             nbytes += o.nbytes
     return n, nbytes
-
-
-_ENGINE_DIR = str(Path(__file__).resolve().parent)
-
-
-def user_traceback(exc: BaseException) -> str:
-    """The traceback from the first frame outside the engine: what the user wrote."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        if not tb.tb_frame.f_code.co_filename.startswith(_ENGINE_DIR):
-            break
-        tb = tb.tb_next
-    return "".join(traceback.format_exception(type(exc), exc, tb))
-
-
-def user_frame(exc: BaseException, impl_file: str | None) -> str:
-    """``file:line`` of the deepest traceback frame in the stage's own file."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    chosen = None
-    for fr in frames:
-        if impl_file and fr.filename == impl_file:
-            chosen = fr
-    if chosen is None and frames:
-        chosen = frames[-1]
-    return f"{chosen.filename}:{chosen.lineno}" if chosen else "?"
 
 
 class Replica:

@@ -17,6 +17,7 @@ import numpy as np
 
 from pipeline.columns import Columns
 from pipeline.contract import Batch
+from pipeline.failures import ReplicaFailure
 
 if TYPE_CHECKING:
     from pipeline.replica import Replica
@@ -26,7 +27,6 @@ log = logging.getLogger("pipeline.replica")
 
 async def run_source(r: Replica) -> None:
     """Pull the source to its end (or until stopped) and send everything it yielded."""
-    from pipeline.replica import ReplicaFailure  # noqa: PLC0415 - a cycle otherwise
 
     it: Any = None
     leftover: list[Any] = []

@@ -24,7 +24,8 @@ from typing import Any
 
 from pipeline import deadletter
 from pipeline.codec import Buffer, Codec, unpack
-from pipeline.replica import Replica, user_traceback
+from pipeline.failures import user_traceback
+from pipeline.replica import Replica
 from pipeline.topology import Topology
 from pipeline.transport import WorkerSockets
 
