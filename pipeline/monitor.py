@@ -26,6 +26,7 @@ from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
@@ -89,6 +90,10 @@ def render(status: dict[str, Any], selected: int, message: str, width: int = 80)
             style="reverse" if i == selected else ("dim" if s["ended"] else None),
         )  # fmt: skip
     parts: list[Any] = [head, table]
+    for name in names:  # stages that know how far they are: a bar and the time left
+        bar = _progress(name, status["stages"][name], status["uptime"], width)
+        if bar is not None:
+            parts.append(bar)
     if names:
         parts.append(_replicas(names[min(selected, len(names) - 1)], status))
     for e in status.get("errors", [])[-2:]:
@@ -96,6 +101,27 @@ def render(status: dict[str, Any], selected: int, message: str, width: int = 80)
     parts.append(Text(message[: width - 1], style="cyan"))
     parts.append(Text(KEYS_HELP, style="dim"))
     return Group(*parts)
+
+
+def _progress(name: str, s: dict[str, Any], uptime: float, width: int) -> Table | None:
+    """``name  [bar] 42%  1.2 GB of 2.9 GB  0:00:31 left`` for a stage that says how far it
+    is through its input (``Context.progress``), while it runs."""
+    if not s.get("progress") or s["ended"]:
+        return None
+    done, total, unit = s["progress"]
+    if total <= 0:
+        return None
+    share = min(1.0, done / total)
+    left = uptime * (1 - share) / share if share > 0 else None
+    grid = Table.grid(padding=(0, 1))
+    grid.add_row(
+        Text(name[:14].ljust(14)),
+        ProgressBar(total=total, completed=done, width=max(10, width - 58)),
+        f"{share:4.0%}",
+        f"{amount(done, unit)} of {amount(total, unit)}",
+        f"{clock(left)} left" if left is not None else "",
+    )
+    return grid
 
 
 def _replicas(name: str, status: dict[str, Any]) -> Table:

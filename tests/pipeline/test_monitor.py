@@ -153,6 +153,7 @@ def test_q_leaves_the_frame_running(
 
 def test_the_screen_fits_80_columns_with_long_names_and_big_numbers() -> None:
     stage = {
+        "progress": [1.5e9, 3e9, "bytes"],
         "desired": 12, "alive": 12, "ended": False, "rate_in": 12_345_678.0,
         "rate_out": 9_876_543_210.0, "backlog": 123_456, "busy": 11.5, "p50": 0.0004,
         "p99": 12.5, "errors": 1234, "cpu": 11.9, "rss": 123_456_789_012, "records_in": 10**12,
@@ -174,3 +175,5 @@ def test_the_screen_fits_80_columns_with_long_names_and_big_numbers() -> None:
     assert len(lines) <= 24
     assert all(len(line) <= 80 for line in lines)
     assert row("\n".join(lines), "usage")[-1] == "123.5GB"
+    bar = [line for line in lines if "left" in line]
+    assert len(bar) == 2 and " 50% 1.5 GB of 3.0 GB 34:17:36 left" in bar[1], bar
