@@ -15,10 +15,8 @@ import logging
 import os
 import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import Any
 
 from pipeline import control, deadletter, launcher, membership, registry
@@ -30,6 +28,7 @@ from pipeline.report import RunReport
 from pipeline.routing import KEY, default_owners
 from pipeline.rundir import RunDir
 from pipeline.scaling import Rescale
+from pipeline.signals import StopSignals
 from pipeline.stats import StageTotals, check_accounting, totals
 from pipeline.status import StatusTracker
 from pipeline.topology import StageSpec, Topology
@@ -123,8 +122,7 @@ class Supervisor:
         self.draining = False
         self.stopped_by: str | None = None
         self._drain_deadline: float | None = None
-        self._signals: list[int] = []
-        self._signal_fd: int | None = None
+        self.signals = StopSignals()
         self.rundir = RunDir(topology.run_dir)
         self.order = topology.order()
         self.tracker = StatusTracker()
@@ -137,29 +135,32 @@ class Supervisor:
         launcher.preload(worker_preload(topo))
         self.rundir.acquire(topo.name)
         t0 = time.monotonic()
-        restore = self._install_signals()
         try:
-            self.sockets = self._bind()
-            if self._signal_fd is not None:  # a signal wakes the poll at once
-                self.sockets.watch_fd(self._signal_fd)
-            try:
-                with self.view or contextlib.nullcontext():
-                    while not self._finished():
-                        self._step()
-            finally:
-                for wid, w in self.workers.items():
-                    if w.alive():
-                        self.sockets.send(wid, {"t": "exit"})
-                launcher.stop_all(list(self.workers.values()), grace=2.0)
-                self._reap_all()
-                for _, msg in self.sockets.receive_stats():  # their last counters
-                    self._on_stats(msg)
-                self.sockets.close()
+            with self.signals:
+                self.sockets = self._bind()
+                if self.signals.fd is not None:  # a signal wakes the poll at once
+                    self.sockets.watch_fd(self.signals.fd)
+                try:
+                    with self.view or contextlib.nullcontext():
+                        while not self._finished():
+                            self._step()
+                finally:
+                    self._shut_down()
         finally:
-            restore()
             registry.unregister(os.getpid())
             self.rundir.release()
         return self._report(time.monotonic() - t0)
+
+    def _shut_down(self) -> None:
+        """Every worker told to exit (and made to), their last counters taken in."""
+        for wid, w in self.workers.items():
+            if w.alive():
+                self.sockets.send(wid, {"t": "exit"})
+        launcher.stop_all(list(self.workers.values()), grace=2.0)
+        self._reap_all()
+        for _, msg in self.sockets.receive_stats():
+            self._on_stats(msg)
+        self.sockets.close()
 
     def _bind(self) -> SupervisorSockets:
         """Bind the supervisor's sockets and say where they are (frame.json, registry)."""
@@ -257,39 +258,8 @@ class Supervisor:
         return out
 
     # ------------------------------------------------------------------ signals
-    def _install_signals(self) -> Any:
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None
-        r, w = os.pipe()
-        os.set_blocking(r, False)
-        os.set_blocking(w, False)
-        self._signal_fd = r
-
-        def on_signal(signum: int, frame: FrameType | None) -> None:
-            self._signals.append(signum)
-
-        # SIGHUP too: a closed terminal or ssh session drains the run like Ctrl-C would
-        handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-        old = {s: signal.signal(s, on_signal) for s in handled}
-        old_fd = signal.set_wakeup_fd(w)
-
-        def restore() -> None:
-            signal.set_wakeup_fd(old_fd)
-            for s, h in old.items():
-                signal.signal(s, h)
-            os.close(r)
-            os.close(w)
-            self._signal_fd = None
-
-        return restore
-
     def _handle_signals(self) -> None:
-        if self._signal_fd is not None:
-            with contextlib.suppress(BlockingIOError):
-                os.read(self._signal_fd, 512)
-        while self._signals:
-            signum = self._signals.pop(0)
-            name = signal.Signals(signum).name
+        for name in self.signals.take():
             if not self.draining:
                 self.stopped_by = name
                 self.stop(f"{name} received")
