@@ -7,8 +7,9 @@
   encryption and authentication). The frame makes a server and a client certificate in
   ``<run_dir>/curve/`` (owner-only) and accepts only clients whose public key is in
   ``<run_dir>/curve/authorized/``: its own client certificate, which local tools such as
-  ``pipeline status`` use, and any public key you copy there (``pipeline`` on another host
-  then needs that key's secret file and the server's public key: ``--curve DIR``).
+  ``pipeline status`` use, and any public key you copy there (a client elsewhere then needs
+  that key's secret file and ``server.key``, in a folder given to ``secure_client``, as
+  ``RemoteFrame`` does with the record's ``curve``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,23 @@ from zmq.auth.thread import ThreadAuthenticator
 
 SERVER = "server"
 CLIENT = "client"
+
+
+class Authorized:
+    """The public keys (``*.key`` certificate files) in a folder, read when asked."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        for f in self.folder.glob("*.key"):
+            try:
+                public, _ = zmq.auth.load_certificate(f)
+            except (OSError, ValueError):
+                continue  # not a certificate: ignored
+            if public == key:
+                return True
+        return False
 
 
 class CurveServer:
@@ -45,7 +63,8 @@ class CurveServer:
         self.public, self.secret = zmq.auth.load_certificate(self.folder / f"{SERVER}.key_secret")
         self.auth = ThreadAuthenticator(ctx)
         self.auth.start()
-        self.auth.configure_curve(domain="*", location=str(authorized))
+        # asked at every connection, so a key copied in while the frame runs is honoured
+        self.auth.configure_curve_callback(domain="*", credentials_provider=Authorized(authorized))
 
     def secure(self, sock: zmq.Socket[Any]) -> None:
         """Make ``sock`` (before it binds) a CURVE server."""

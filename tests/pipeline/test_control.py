@@ -4,6 +4,7 @@ status, and the reasons given when a request is refused."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import stat
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import zmq.auth
 
 from pipeline.errors import ControlCode, ControlError, ExitCode
 from pipeline.remote import RemoteFrame
@@ -253,6 +255,18 @@ def test_the_control_socket_is_owner_only_and_tcp_requires_curve(
         stranger.request("status")
     stranger.close()
     assert err.value.code == ControlCode.UNREACHABLE
+    # a client with a key of its own: refused until its public key is authorised
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    zmq.auth.create_certificates(mine, "client")
+    shutil.copy(curve / "server.key", mine / "server.key")
+    other = RemoteFrame({**record, "curve": str(mine)}, timeout=1.5)
+    with pytest.raises(ControlError) as err:
+        other.request("status")
+    assert err.value.code == ControlCode.UNREACHABLE
+    shutil.copy(mine / "client.key", curve / "authorized" / "a-colleague.key")
+    assert other.request("status")["frame"] == "remote"  # no restart needed
+    other.close()
     run.frame.request("stop")
     assert run.wait().exit_code == ExitCode.OK
 
