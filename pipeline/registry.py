@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ControlCode, ControlError
+from pipeline.errors import ControlCode, ControlError, UsageError
 from pipeline.rundir import INFO
 
 
@@ -44,6 +44,12 @@ def register(record: dict[str, Any]) -> Path:
     """Write this frame's record (replacing any earlier one of the same pid)."""
     d = folder()
     d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if d.stat().st_uid != os.getuid():  # someone else's folder in a shared temp dir
+        msg = (
+            f"the registry of running frames {d} belongs to another user; set "
+            "PIPELINE_REGISTRY to a folder of your own"
+        )
+        raise UsageError(msg)
     path = d / f"{record['pid']}.json"
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(record))
