@@ -67,6 +67,8 @@ class RunReport:
                 extra += f"  restarts {t.restarts}"
             if t.killed:
                 extra += f"  killed {t.killed}"
+            if len(t.scaled) > 1:
+                extra += f"  replicas {'->'.join(map(str, t.scaled))}"
             out.append(
                 f"  {name:<{width}}  in {t.records_in:>11,}  out {t.records_out:>11,}  "
                 f"failed {t.records_dead:,}  in flight {t.inflight}  busy {busy:3.0f}%  "

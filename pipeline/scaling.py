@@ -201,6 +201,7 @@ class Rescale:
 
     def _done(self, st: StageState) -> bool:
         self.phase = "done"
+        st.scaled.append(st.desired)
         log.info("stage '%s' now runs %d replicas (%.1fs)",
                  self.stage, st.desired, time.monotonic() - self.t0)  # fmt: skip
         return True

@@ -128,6 +128,8 @@ class StageTotals:
     inflight_max: int = 0
     restarts: int = 0
     killed: int = 0
+    #: the stage's replica counts, from the start through every rescale
+    scaled: list[int] = field(default_factory=list)
     in_by_stage: dict[str, int] = field(default_factory=dict)
     dead_by_stage: dict[str, int] = field(default_factory=dict)
     edges: dict[str, dict[str, int]] = field(default_factory=dict)

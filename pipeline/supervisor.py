@@ -83,6 +83,11 @@ class StageState:
     retired: list[int] = field(default_factory=list)
     #: key partitions on the move: {"epoch", "old", "new"}
     migration: dict[str, Any] | None = None
+    #: the replica counts it has run, from the start through every rescale
+    scaled: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.scaled.append(self.desired)
 
 
 class Supervisor:
@@ -547,6 +552,7 @@ class Supervisor:
             reports = [self.replicas[rid].stats for rid in st.incarnations if rid in self.replicas]
             t = totals(name, [s for s in reports if s is not None])
             t.restarts = st.restarts
+            t.scaled = list(st.scaled)
             t.killed = st.killed
             stage_totals[name] = t
             exact[name] = (

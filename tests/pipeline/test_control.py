@@ -80,6 +80,7 @@ def test_scaling_a_keyed_and_a_round_robin_stage_many_times_changes_no_result(
     steps = [("total", 3), ("double", 2), ("total", 2), ("double", 3), ("total", 4),
              ("double", 1), ("total", 1), ("double", 2), ("total", 2)]  # fmt: skip
     done = 0
+    history = {"total": [1], "double": [1]}
     for stage, n in steps:
         if not run.thread.is_alive():
             break
@@ -94,9 +95,13 @@ def test_scaling_a_keyed_and_a_round_robin_stage_many_times_changes_no_result(
             break
         assert st["stages"][stage]["desired"] == n
         done += 1
+        history[stage].append(n)
     report = run.wait()
     assert report.exit_code == ExitCode.OK, report.errors
     assert done >= 6, f"only {done} rescales happened before the stream ended"
+    assert report.stages["total"].scaled == history["total"]  # in the report and summary
+    assert report.stages["double"].scaled == history["double"]
+    assert "replicas 1->3->2" in "\n".join(report.lines())
     assert sums(out) == sums(plain_out) == expected(N, KEYS)
     assert report.stages["src"].records_out == N
     assert report.stages["sink"].records_in == KEYS * 0 + report.stages["total"].records_out
