@@ -38,6 +38,10 @@ from pipeline.remote import RemoteFrame
 #: no status for this long, and no answer either: the frame has stopped
 GONE_AFTER = 3.0
 
+#: stage rows shown at once, and progress bars, so that the screen fits 24 lines
+STAGE_ROWS = 9
+PROGRESS_ROWS = 2
+
 KEYS_HELP = "↑↓ stage  + - replicas  p pause  r resume  S stop  q quit"
 
 
@@ -80,7 +84,10 @@ def render(status: dict[str, Any], selected: int, message: str, width: int = 80)
     for name, justify, w in cols:
         table.add_column(name, justify=justify, min_width=w, max_width=w, no_wrap=True)  # type: ignore[arg-type]
     names = list(status["stages"])
-    for i, name in enumerate(names):
+    first = min(max(0, selected - STAGE_ROWS // 2), max(0, len(names) - STAGE_ROWS))
+    shown = range(first, min(len(names), first + STAGE_ROWS))  # the rows that fit
+    for i in shown:
+        name = names[i]
         s = status["stages"][name]
         repl = "done" if s["ended"] else f"{s['alive']}/{s['desired']}"
         table.add_row(
@@ -90,10 +97,15 @@ def render(status: dict[str, Any], selected: int, message: str, width: int = 80)
             style="reverse" if i == selected else ("dim" if s["ended"] else None),
         )  # fmt: skip
     parts: list[Any] = [head, table]
-    for name in names:  # stages that know how far they are: a bar and the time left
-        bar = _progress(name, status["stages"][name], status["uptime"], width)
-        if bar is not None:
+    if len(shown) < len(names):
+        parts.append(Text(f"stages {first + 1}-{shown[-1] + 1} of {len(names)} (↑↓ to see more)",
+                          style="dim"))  # fmt: skip
+    bars = 0
+    for i in shown:  # stages that know how far they are: a bar and the time left
+        bar = _progress(names[i], status["stages"][names[i]], status["uptime"], width)
+        if bar is not None and bars < PROGRESS_ROWS:
             parts.append(bar)
+            bars += 1
     if names:
         parts.append(_replicas(names[min(selected, len(names) - 1)], status))
     for e in status.get("errors", [])[-2:]:

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -177,3 +178,28 @@ def test_the_screen_fits_80_columns_with_long_names_and_big_numbers() -> None:
     assert row("\n".join(lines), "usage")[-1] == "123.5GB"
     bar = [line for line in lines if "left" in line]
     assert len(bar) == 2 and " 50% 1.5 GB of 3.0 GB 34:17:36 left" in bar[1], bar
+
+
+def test_many_stages_scroll_with_the_selection_and_the_screen_still_fits() -> None:
+    def stage(i: int) -> dict[str, Any]:
+        return {
+            "desired": 1, "alive": 1, "ended": False, "rate_in": float(i), "rate_out": 0.0,
+            "backlog": 0, "busy": 0.5, "p50": None, "p99": None, "errors": 0, "cpu": 0.1,
+            "rss": 10**8, "records_in": i, "records_out": 0, "progress": [1, 4, "bytes"],
+            "replicas": [{"index": 0, "pid": 100 + i, "state": "running", "rate_in": 1.0,
+                          "busy": 0.5, "cpu": 0.1, "rss": 10**8, "held": 0}],
+        }  # fmt: skip
+
+    status = {"frame": "wide", "state": "running", "uptime": 10.0, "pid": 1, "errors": [],
+              "stages": {f"stage{i:02d}": stage(i) for i in range(30)}}  # fmt: skip
+    for selected, visible, hidden in ((0, "stage00", "stage09"), (20, "stage20", "stage00"),
+                                      (29, "stage29", "stage20")):  # fmt: skip
+        console = Console(width=80, height=24, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+        console.print(render(status, selected, "", 80))
+        console.file.close()
+        lines = console.export_text().splitlines()
+        assert len(lines) <= 24, len(lines)
+        text = "\n".join(lines)
+        assert row(text, visible)[1] == "1/1"
+        assert f"{hidden} " not in text.split("#")[0]  # neither its row nor its bar
+        assert "of 30 (↑↓ to see more)" in text
