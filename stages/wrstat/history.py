@@ -1,0 +1,304 @@
+"""Every run's figures, kept: the usage history a forecast needs, in SQLite (the default).
+
+Tables, in the spirit of lurge's MySQL schema: ``volume``, ``unix_group``, ``pi``, ``user``,
+``base_directory``, ``warning`` (1 OK, 2 Kinda OK, 3 Not OK), ``usage`` (one row per volume,
+group, base directory and snapshot date: used and quota bytes, files, last modified days,
+PI and warning), ``user_usage`` (per volume, user, group and snapshot), and the latest
+directory breakdown per volume: ``directory`` and ``file_size`` per ``filetype``.
+
+* Re-recording a snapshot already kept adds nothing to ``usage`` or ``user_usage`` (their
+  keys are unique and rows are inserted only if new), so a re-run writes its reports again
+  without doubling the history.
+* The directory breakdown of a volume is replaced in one transaction: readers see the old
+  one or the new one, never a mix.
+* Rows go in with ``executemany`` in batches inside one transaction per snapshot, not one
+  ``INSERT`` and commit per row as lurge did.
+
+``SqliteHistory`` is synchronous; callers on an event loop run it in a thread. The schema
+carries a version (``schema_version``), created and migrated here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+WARNINGS = ((1, "OK"), (2, "Kinda OK"), (3, "Not OK"))
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL) STRICT;
+CREATE TABLE IF NOT EXISTS volume (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE) STRICT;
+CREATE TABLE IF NOT EXISTS unix_group (id INTEGER PRIMARY KEY, gid INTEGER NOT NULL UNIQUE,
+    name TEXT NOT NULL) STRICT;
+CREATE TABLE IF NOT EXISTS pi (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE) STRICT;
+CREATE TABLE IF NOT EXISTS user (id INTEGER PRIMARY KEY, uid INTEGER NOT NULL UNIQUE,
+    name TEXT NOT NULL) STRICT;
+CREATE TABLE IF NOT EXISTS base_directory (id INTEGER PRIMARY KEY,
+    volume_id INTEGER NOT NULL REFERENCES volume(id), path TEXT NOT NULL,
+    UNIQUE (volume_id, path)) STRICT;
+CREATE TABLE IF NOT EXISTS warning (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE) STRICT;
+CREATE TABLE IF NOT EXISTS usage (id INTEGER PRIMARY KEY,
+    base_directory_id INTEGER NOT NULL REFERENCES base_directory(id),
+    group_id INTEGER NOT NULL REFERENCES unix_group(id),
+    snapshot TEXT NOT NULL, pi_id INTEGER REFERENCES pi(id),
+    used INTEGER NOT NULL, quota INTEGER, files INTEGER NOT NULL,
+    last_modified_days REAL NOT NULL, warning_id INTEGER REFERENCES warning(id),
+    UNIQUE (base_directory_id, group_id, snapshot)) STRICT;
+CREATE TABLE IF NOT EXISTS user_usage (id INTEGER PRIMARY KEY,
+    volume_id INTEGER NOT NULL REFERENCES volume(id),
+    user_id INTEGER NOT NULL REFERENCES user(id),
+    group_id INTEGER NOT NULL REFERENCES unix_group(id),
+    snapshot TEXT NOT NULL, used INTEGER NOT NULL, files INTEGER NOT NULL,
+    last_modified_days REAL NOT NULL,
+    UNIQUE (volume_id, user_id, group_id, snapshot)) STRICT;
+CREATE TABLE IF NOT EXISTS filetype (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE) STRICT;
+CREATE TABLE IF NOT EXISTS directory (id INTEGER PRIMARY KEY,
+    volume_id INTEGER NOT NULL REFERENCES volume(id),
+    base_directory_id INTEGER NOT NULL REFERENCES base_directory(id),
+    path TEXT NOT NULL, group_id INTEGER NOT NULL REFERENCES unix_group(id),
+    snapshot TEXT NOT NULL, files INTEGER NOT NULL, used INTEGER NOT NULL,
+    last_modified_days REAL NOT NULL) STRICT;
+CREATE TABLE IF NOT EXISTS file_size (directory_id INTEGER NOT NULL REFERENCES directory(id),
+    filetype_id INTEGER NOT NULL REFERENCES filetype(id), used INTEGER NOT NULL,
+    PRIMARY KEY (directory_id, filetype_id)) STRICT;
+CREATE INDEX IF NOT EXISTS usage_by_group ON usage (group_id, snapshot);
+CREATE INDEX IF NOT EXISTS directory_by_volume ON directory (volume_id);
+"""
+
+#: rows per executemany call
+BATCH = 50_000
+
+
+@dataclass(frozen=True)
+class GroupUsage:
+    volume: str
+    gid: int
+    group: str
+    pi: str
+    base_directory: str
+    used: int
+    quota: int | None
+    files: int
+    last_modified_days: float
+    warning: int
+
+
+@dataclass(frozen=True)
+class UserUsage:
+    volume: str
+    uid: int
+    user: str
+    gid: int
+    group: str
+    used: int
+    files: int
+    last_modified_days: float
+
+
+@dataclass(frozen=True)
+class DirectoryUsage:
+    volume: str
+    base_directory: str
+    path: str
+    gid: int
+    group: str
+    used: int
+    files: int
+    last_modified_days: float
+    filetypes: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Snapshot:
+    """One run's figures for one snapshot date."""
+
+    date: dt.date
+    groups: Sequence[GroupUsage] = ()
+    users: Sequence[UserUsage] = ()
+    directories: Sequence[DirectoryUsage] = ()
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What recording a snapshot added."""
+
+    usage_rows: int
+    user_rows: int
+    directories: int
+
+
+class HistoryError(Exception):
+    """The history store cannot be used; says which and what to do."""
+
+
+class SqliteHistory:
+    """The history in one SQLite file (created with its schema if missing)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            msg = (
+                f"cannot use {self.path} as the usage history: {exc}; move it away or set "
+                "HISTORY_DB"
+            )
+            raise HistoryError(msg) from None
+        self._ids: dict[str, dict[Any, int]] = {}
+
+    def _migrate(self) -> None:
+        db = self.db
+        db.executescript(SCHEMA)
+        row = db.execute("SELECT version FROM schema_version").fetchone()
+        if row is None:
+            db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+        elif row[0] > SCHEMA_VERSION:
+            msg = f"schema version {row[0]} is newer than this program's {SCHEMA_VERSION}"
+            raise sqlite3.DatabaseError(msg)
+        db.executemany("INSERT OR IGNORE INTO warning (id, name) VALUES (?, ?)", WARNINGS)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- ids ------------------------------------------------------------------------------
+    def _ensure(self, table: str, key: str, rows: Iterable[tuple[Any, ...]]) -> dict[Any, int]:
+        """Ids of ``rows`` (first value the unique key) in ``table``, adding the new ones."""
+        rows = list(dict.fromkeys(rows))
+        cols = {"volume": "name", "pi": "name", "filetype": "name", "unix_group": "gid, name",
+                "user": "uid, name"}[table]  # fmt: skip
+        marks = ", ".join("?" * len(rows[0])) if rows else ""
+        if rows:
+            self.db.executemany(f"INSERT OR IGNORE INTO {table} ({cols}) VALUES ({marks})", rows)
+            if table in ("unix_group", "user"):  # names change: keep the newest
+                self.db.executemany(f"UPDATE {table} SET name = ? WHERE {key} = ?",
+                                    [(r[1], r[0]) for r in rows])  # fmt: skip
+        return dict(self.db.execute(f"SELECT {key}, id FROM {table}").fetchall())
+
+    def _base_directories(
+        self, volumes: dict[str, int], pairs: Iterable[tuple[str, str]]
+    ) -> dict[tuple[int, str], int]:
+        rows = list(dict.fromkeys((volumes[v], p) for v, p in pairs))
+        self.db.executemany(
+            "INSERT OR IGNORE INTO base_directory (volume_id, path) VALUES (?, ?)", rows
+        )
+        found = self.db.execute("SELECT volume_id, path, id FROM base_directory").fetchall()
+        return {(v, p): i for v, p, i in found}
+
+    # -- writing --------------------------------------------------------------------------
+    def record(self, snap: Snapshot) -> Recorded:
+        """Keep one snapshot (see the module docstring); all or nothing."""
+        db = self.db
+        day = snap.date.isoformat()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            everything: list[GroupUsage | UserUsage | DirectoryUsage] = [
+                *snap.groups, *snap.users, *snap.directories
+            ]  # fmt: skip
+            volumes = self._ensure("volume", "name", [(r.volume,) for r in everything])
+            groups = self._ensure("unix_group", "gid", [(r.gid, r.group) for r in everything])
+            pis = self._ensure("pi", "name", [(r.pi,) for r in snap.groups])
+            users = self._ensure("user", "uid", [(r.uid, r.user) for r in snap.users])
+            pairs = [(r.volume, r.base_directory) for r in snap.groups]
+            pairs += [(r.volume, r.base_directory) for r in snap.directories]
+            bases = self._base_directories(volumes, pairs)
+            before = db.total_changes
+            _many(db, "INSERT OR IGNORE INTO usage (base_directory_id, group_id, snapshot, "
+                  "pi_id, used, quota, files, last_modified_days, warning_id) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                  ((bases[(volumes[r.volume], r.base_directory)], groups[r.gid], day,
+                    pis[r.pi], r.used, r.quota, r.files, r.last_modified_days, r.warning)
+                   for r in snap.groups))  # fmt: skip
+            usage_rows = db.total_changes - before
+            before = db.total_changes
+            _many(db, "INSERT OR IGNORE INTO user_usage (volume_id, user_id, group_id, "
+                  "snapshot, used, files, last_modified_days) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                  ((volumes[r.volume], users[r.uid], groups[r.gid], day, r.used, r.files,
+                    r.last_modified_days) for r in snap.users))  # fmt: skip
+            user_rows = db.total_changes - before
+            dirs = self._replace_directories(snap, day, volumes, groups, bases)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return Recorded(usage_rows, user_rows, dirs)
+
+    def _replace_directories(
+        self,
+        snap: Snapshot,
+        day: str,
+        volumes: dict[str, int],
+        groups: dict[int, int],
+        bases: dict[tuple[int, str], int],
+    ) -> int:
+        db = self.db
+        replaced = sorted({volumes[d.volume] for d in snap.directories})
+        for v in replaced:
+            db.execute("DELETE FROM file_size WHERE directory_id IN "
+                       "(SELECT id FROM directory WHERE volume_id = ?)", (v,))  # fmt: skip
+            db.execute("DELETE FROM directory WHERE volume_id = ?", (v,))
+        types = self._ensure("filetype", "name",
+                             [(t,) for d in snap.directories for t in d.filetypes])  # fmt: skip
+        sizes: list[tuple[Any, ...]] = []
+        for d in snap.directories:
+            cur = db.execute(
+                "INSERT INTO directory (volume_id, base_directory_id, path, group_id, snapshot, "
+                "files, used, last_modified_days) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (volumes[d.volume], bases[(volumes[d.volume], d.base_directory)], d.path,
+                 groups[d.gid], day, d.files, d.used, d.last_modified_days),
+            )  # fmt: skip
+            sizes.extend((cur.lastrowid, types[t], n) for t, n in d.filetypes.items())
+        _many(db, "INSERT INTO file_size (directory_id, filetype_id, used) VALUES (?, ?, ?)",
+              sizes)  # fmt: skip
+        return len(snap.directories)
+
+    # -- reading --------------------------------------------------------------------------
+    def group_history(self, group: str | int, volume: str | None = None) -> list[dict[str, Any]]:
+        """Every kept row of one group (by name or gid), oldest first."""
+        where = "g.gid = ?" if isinstance(group, int) else "g.name = ?"
+        args: list[Any] = [group]
+        if volume is not None:
+            where += " AND v.name = ?"
+            args.append(volume)
+        rows = self.db.execute(
+            "SELECT u.snapshot, v.name, b.path, g.name, g.gid, p.name, u.used, u.quota, "
+            "u.files, u.last_modified_days, w.name FROM usage u "
+            "JOIN base_directory b ON b.id = u.base_directory_id "
+            "JOIN volume v ON v.id = b.volume_id JOIN unix_group g ON g.id = u.group_id "
+            "LEFT JOIN pi p ON p.id = u.pi_id LEFT JOIN warning w ON w.id = u.warning_id "
+            f"WHERE {where} ORDER BY u.snapshot, v.name, b.path",
+            args,
+        ).fetchall()
+        keys = ("snapshot", "volume", "base_directory", "group", "gid", "pi", "used", "quota",
+                "files", "last_modified_days", "warning")  # fmt: skip
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def usage_points(self, before: dt.date) -> list[tuple[str, str, int, str, int]]:
+        """``(volume, base directory, gid, snapshot, used)`` of every kept row with a
+        snapshot before ``before``: the history forecasts are fitted to."""
+        return self.db.execute(
+            "SELECT v.name, b.path, g.gid, u.snapshot, u.used FROM usage u "
+            "JOIN base_directory b ON b.id = u.base_directory_id "
+            "JOIN volume v ON v.id = b.volume_id JOIN unix_group g ON g.id = u.group_id "
+            "WHERE u.snapshot < ? ORDER BY u.snapshot",
+            (before.isoformat(),),
+        ).fetchall()
+
+
+def _many(db: sqlite3.Connection, sql: str, rows: Iterable[tuple[Any, ...]]) -> None:
+    batch: list[tuple[Any, ...]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= BATCH:
+            db.executemany(sql, batch)
+            batch.clear()
+    if batch:
+        db.executemany(sql, batch)
