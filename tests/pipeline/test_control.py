@@ -341,8 +341,10 @@ def test_a_retiring_replica_killed_outright_loses_nothing(tmp_path: Path, regist
     assert any("a replica of double was killed" in n for n in report.notes)
     got = {k: n for k, (_, n) in sums(out).items()}
     want = {k: n for k, (_, n) in expected(20_000, 7).items()}
-    # at least once: every record is counted; a batch the killed replica had passed on
-    # before it died may be counted twice (batches are 200 records)
+    # at least once: every record is counted. A batch the killed replica had passed on but
+    # whose acknowledgement had not come back yet is delivered again, so it may be counted
+    # twice: at most what a sender keeps unacknowledged for it (credit 16 + window 64
+    # batches of 200 records), never more.
     assert got.keys() == want.keys()
     assert all(got[k] >= want[k] for k in want)
-    assert sum(got.values()) - sum(want.values()) <= 2 * 200
+    assert sum(got.values()) - sum(want.values()) <= (16 + 64) * 200
