@@ -49,6 +49,8 @@ class Running:
             if run.thread.is_alive():
                 run.sup.fail("the test ended")
                 run.thread.join(30)
+            if hasattr(run, "frame"):
+                run.frame.close()  # its sockets, before the garbage collector finds them
 
     def wait(self, timeout: float = 120) -> RunReport:
         if self in Running.unfinished:
