@@ -167,7 +167,7 @@ def test_refusals_say_why_with_a_code(tmp_path: Path, registry: Path) -> None:
         run: tests.stagelib:double
         route: broadcast
       - name: counted
-        run: tests.stagelib:Total
+        run: tests.stagelib:NotRestartable   # a class: keyed state it cannot hand over
         route: {key: i}
     """
     run = Running(text, tmp_path / "run")
@@ -197,6 +197,8 @@ def test_refusals_say_why_with_a_code(tmp_path: Path, registry: Path) -> None:
     commands: dict[str, Any] = run.frame.request("commands")
     assert set(commands) == {"status", "scale", "pause", "resume", "stop", "kill", "commands"}
     assert commands["scale"]["changes"] and not commands["status"]["changes"]
+    while run.frame.status()["stages"]["counted"]["records_in"] == 0:  # data flowed too
+        time.sleep(0.2)
     run.frame.request("stop")
     report = run.wait()
     assert report.exit_code == ExitCode.OK, report.errors
