@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 
 from pipeline.errors import ExitCode, PipelineError, TopologyError, UsageError
 
@@ -159,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_mqtt(sub)
     add_gen(sub)
+    # commands of the shipped stages (``pipeline.commands`` entry points: add_parser(sub))
+    for ep in sorted(entry_points(group="pipeline.commands"), key=lambda e: e.name):
+        ep.load()(sub)
     return parser
 
 

@@ -18,7 +18,8 @@ from tests.conftest import REPO, cli, pipeline_processes
 WORDCOUNT = REPO / "examples" / "wordcount.yaml"
 
 
-OPERATING = ["ps", "status", "scale", "pause", "resume", "stop", "kill", "monitor", "web", "mqtt"]
+OPERATING = ["ps", "status", "scale", "pause", "resume", "stop", "kill", "monitor", "web", "mqtt",
+             "history"]  # fmt: skip
 
 
 @pytest.mark.parametrize(
