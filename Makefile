@@ -10,8 +10,10 @@ STAMP := $(VENV)/.installed
 .PHONY: run test check pytest sysdeps bench clean
 
 # Programs the tests drive for real, from Debian's packages when missing: a terminal
-# multiplexer for the monitor, a browser for the web monitor, an MQTT broker for the bridge.
-SYSDEPS := tmux:tmux chromium:chromium chromedriver:chromium-driver mosquitto:mosquitto
+# multiplexer for the monitor, a browser for the web monitor, an MQTT broker for the bridge,
+# a MariaDB server for the usage history.
+SYSDEPS := tmux:tmux chromium:chromium chromedriver:chromium-driver mosquitto:mosquitto \
+           mariadbd:mariadb-server mariadb-install-db:mariadb-server
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -177,10 +177,12 @@ class SqliteHistory:
                 "user": "uid, name"}[table]  # fmt: skip
         marks = ", ".join("?" * len(rows[0])) if rows else ""
         if rows:
-            self.db.executemany(f"INSERT OR IGNORE INTO {table} ({cols}) VALUES ({marks})", rows)
             if table in ("unix_group", "user"):  # names change: keep the newest
-                self.db.executemany(f"UPDATE {table} SET name = ? WHERE {key} = ?",
-                                    [(r[1], r[0]) for r in rows])  # fmt: skip
+                sql = (f"INSERT INTO {table} ({cols}) VALUES ({marks}) "
+                       f"ON CONFLICT ({key}) DO UPDATE SET name = excluded.name")  # fmt: skip
+            else:
+                sql = f"INSERT OR IGNORE INTO {table} ({cols}) VALUES ({marks})"
+            self.db.executemany(sql, rows)
         return dict(self.db.execute(f"SELECT {key}, id FROM {table}").fetchall())
 
     def _base_directories(

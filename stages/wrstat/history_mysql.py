@@ -1,0 +1,298 @@
+"""The usage history in MySQL or MariaDB (aiomysql), for sites that share it with other tools.
+
+The same tables and rules as the SQLite store (``stages.wrstat.history``): a snapshot is kept
+once however often it is recorded (a duplicate key leaves the row as it is; ``INSERT
+IGNORE`` would do the same but cost a ``SHOW WARNINGS`` round trip per batch), the directory
+breakdown of a volume is replaced in one transaction, and rows go in as multi-row inserts
+in batches. The schema is created and versioned here.
+
+The database is named by a URL, ``mysql://USER@HOST[:PORT]/DATABASE``; the password never
+comes from the topology: ``$HISTORY_DB_PASSWORD``, or the first line of the file named by
+``$HISTORY_DB_PASSWORD_FILE``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import aiomysql
+import pymysql
+
+from stages.wrstat.history import (
+    BATCH,
+    SCHEMA_VERSION,
+    WARNINGS,
+    DirectoryUsage,
+    GroupUsage,
+    HistoryError,
+    Recorded,
+    Snapshot,
+    UserUsage,
+)
+
+SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS schema_version (version INT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS volume (id INT AUTO_INCREMENT PRIMARY KEY, "
+    "name VARCHAR(255) NOT NULL UNIQUE)",
+    "CREATE TABLE IF NOT EXISTS unix_group (id INT AUTO_INCREMENT PRIMARY KEY, "
+    "gid BIGINT NOT NULL UNIQUE, name VARCHAR(255) NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS pi (id INT AUTO_INCREMENT PRIMARY KEY, "
+    "name VARCHAR(255) NOT NULL UNIQUE)",
+    "CREATE TABLE IF NOT EXISTS user (id INT AUTO_INCREMENT PRIMARY KEY, "
+    "uid BIGINT NOT NULL UNIQUE, name VARCHAR(255) NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS base_directory (id INT AUTO_INCREMENT PRIMARY KEY, "
+    "volume_id INT NOT NULL, path TEXT NOT NULL, UNIQUE KEY (volume_id, path), "
+    "FOREIGN KEY (volume_id) REFERENCES volume(id))",
+    "CREATE TABLE IF NOT EXISTS warning (id INT PRIMARY KEY, name VARCHAR(32) NOT NULL UNIQUE)",
+    "CREATE TABLE IF NOT EXISTS `usage` (id BIGINT AUTO_INCREMENT PRIMARY KEY, "
+    "base_directory_id INT NOT NULL, group_id INT NOT NULL, snapshot DATE NOT NULL, "
+    "pi_id INT, used BIGINT NOT NULL, quota BIGINT, files BIGINT NOT NULL, "
+    "last_modified_days DOUBLE NOT NULL, warning_id INT, "
+    "UNIQUE KEY (base_directory_id, group_id, snapshot), KEY (group_id, snapshot), "
+    "FOREIGN KEY (base_directory_id) REFERENCES base_directory(id), "
+    "FOREIGN KEY (group_id) REFERENCES unix_group(id), FOREIGN KEY (pi_id) REFERENCES pi(id), "
+    "FOREIGN KEY (warning_id) REFERENCES warning(id))",
+    "CREATE TABLE IF NOT EXISTS user_usage (id BIGINT AUTO_INCREMENT PRIMARY KEY, "
+    "volume_id INT NOT NULL, user_id INT NOT NULL, group_id INT NOT NULL, "
+    "snapshot DATE NOT NULL, used BIGINT NOT NULL, files BIGINT NOT NULL, "
+    "last_modified_days DOUBLE NOT NULL, "
+    "UNIQUE KEY (volume_id, user_id, group_id, snapshot), "
+    "FOREIGN KEY (volume_id) REFERENCES volume(id), FOREIGN KEY (user_id) REFERENCES user(id), "
+    "FOREIGN KEY (group_id) REFERENCES unix_group(id))",
+    "CREATE TABLE IF NOT EXISTS filetype (id INT AUTO_INCREMENT PRIMARY KEY, "
+    "name VARCHAR(64) NOT NULL UNIQUE)",
+    "CREATE TABLE IF NOT EXISTS directory (id BIGINT AUTO_INCREMENT PRIMARY KEY, "
+    "volume_id INT NOT NULL, base_directory_id INT NOT NULL, path TEXT NOT NULL, "
+    "group_id INT NOT NULL, snapshot DATE NOT NULL, files BIGINT NOT NULL, "
+    "used BIGINT NOT NULL, last_modified_days DOUBLE NOT NULL, KEY (volume_id), "
+    "FOREIGN KEY (volume_id) REFERENCES volume(id), "
+    "FOREIGN KEY (base_directory_id) REFERENCES base_directory(id), "
+    "FOREIGN KEY (group_id) REFERENCES unix_group(id))",
+    "CREATE TABLE IF NOT EXISTS file_size (directory_id BIGINT NOT NULL, "
+    "filetype_id INT NOT NULL, used BIGINT NOT NULL, PRIMARY KEY (directory_id, filetype_id), "
+    "FOREIGN KEY (directory_id) REFERENCES directory(id) ON DELETE CASCADE, "
+    "FOREIGN KEY (filetype_id) REFERENCES filetype(id))",
+]
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the history is: from a ``mysql://USER@HOST[:PORT]/DATABASE`` URL."""
+
+    host: str
+    port: int
+    user: str
+    database: str
+
+    @classmethod
+    def parse(cls, url: str) -> Target:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mysql", "mariadb") or not parts.hostname:
+            msg = f"{url!r} is not a mysql://USER@HOST[:PORT]/DATABASE URL"
+            raise HistoryError(msg)
+        if parts.password:
+            msg = (
+                "the history URL holds a password; put it in $HISTORY_DB_PASSWORD or a file "
+                "named by $HISTORY_DB_PASSWORD_FILE instead"
+            )
+            raise HistoryError(msg)
+        database = parts.path.lstrip("/")
+        if not database:
+            raise HistoryError(f"{url!r} names no database (…/DATABASE at the end)")
+        return cls(parts.hostname, parts.port or 3306, unquote(parts.username or ""), database)
+
+
+def password() -> str:
+    """The history database password, from the environment or a file (never the topology)."""
+    file = os.environ.get("HISTORY_DB_PASSWORD_FILE")
+    if file:
+        try:
+            return Path(file).read_text(encoding="utf-8").splitlines()[0]
+        except (OSError, IndexError) as exc:
+            raise HistoryError(f"cannot read the password file {file}: {exc}") from None
+    return os.environ.get("HISTORY_DB_PASSWORD", "")
+
+
+class MysqlHistory:
+    """The history in a MySQL or MariaDB database (see the module docstring)."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.conn: Any = None
+
+    @classmethod
+    async def open(cls, url: str) -> MysqlHistory:
+        store = cls(Target.parse(url))
+        await store.connect()
+        return store
+
+    async def connect(self) -> None:
+        t = self.target
+        try:
+            self.conn = await aiomysql.connect(
+                host=t.host, port=t.port, user=t.user, password=password(), db=t.database,
+                autocommit=False, charset="utf8mb4", connect_timeout=10,
+            )  # fmt: skip
+        except pymysql.err.MySQLError as exc:
+            msg = (
+                f"cannot reach the history database {t.user}@{t.host}:{t.port}/{t.database}: "
+                f"{exc.args[-1] if exc.args else exc}; is the server up, and the user and "
+                "password right?"
+            )
+            raise HistoryError(msg) from None
+        await self._migrate()
+
+    async def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    async def _migrate(self) -> None:
+        async with self.conn.cursor() as cur:
+            for statement in SCHEMA:
+                await cur.execute(statement)
+            await cur.execute("SELECT version FROM schema_version")
+            row = await cur.fetchone()
+            if row is None:
+                await cur.execute("INSERT INTO schema_version VALUES (%s)", (SCHEMA_VERSION,))
+            elif row[0] > SCHEMA_VERSION:
+                msg = f"history schema version {row[0]} is newer than this program's"
+                raise HistoryError(msg)
+            await cur.executemany("INSERT INTO warning (id, name) VALUES (%s, %s) "
+                                  "ON DUPLICATE KEY UPDATE id = id", list(WARNINGS))  # fmt: skip
+        await self.conn.commit()
+
+    # -- writing --------------------------------------------------------------------------
+    async def _ensure(
+        self, cur: Any, table: str, key: str, rows: Iterable[tuple[Any, ...]]
+    ) -> dict[Any, int]:
+        rows = list(dict.fromkeys(rows))
+        cols = {"volume": "name", "pi": "name", "filetype": "name", "unix_group": "gid, name",
+                "user": "uid, name"}[table]  # fmt: skip
+        if rows:
+            marks = ", ".join(["%s"] * len(rows[0]))
+            if table in ("unix_group", "user"):  # names change: keep the newest
+                sql = (f"INSERT INTO {table} ({cols}) VALUES ({marks}) "
+                       "ON DUPLICATE KEY UPDATE name = VALUES(name)")  # fmt: skip
+            else:
+                sql = (
+                    f"INSERT INTO {table} ({cols}) VALUES ({marks}) ON DUPLICATE KEY UPDATE id = id"
+                )
+            await _many(cur, sql, rows)
+        await cur.execute(f"SELECT {key}, id FROM {table}")
+        return dict(await cur.fetchall())
+
+    async def record(self, snap: Snapshot) -> Recorded:
+        """Keep one snapshot; all or nothing."""
+        day = snap.date.isoformat()
+        everything: list[GroupUsage | UserUsage | DirectoryUsage] = [
+            *snap.groups, *snap.users, *snap.directories
+        ]  # fmt: skip
+        try:
+            async with self.conn.cursor() as cur:
+                volumes = await self._ensure(
+                    cur, "volume", "name", [(r.volume,) for r in everything]
+                )
+                groups = await self._ensure(cur, "unix_group", "gid",
+                                            [(r.gid, r.group) for r in everything])  # fmt: skip
+                pis = await self._ensure(cur, "pi", "name", [(r.pi,) for r in snap.groups])
+                users = await self._ensure(
+                    cur, "user", "uid", [(r.uid, r.user) for r in snap.users]
+                )
+                pairs = [(volumes[r.volume], r.base_directory) for r in snap.groups]
+                pairs += [(volumes[r.volume], r.base_directory) for r in snap.directories]
+                await _many(
+                    cur,
+                    "INSERT INTO base_directory (volume_id, path) VALUES (%s, %s) "
+                    "ON DUPLICATE KEY UPDATE id = id",
+                    list(dict.fromkeys(pairs)),
+                )
+                await cur.execute("SELECT volume_id, path, id FROM base_directory")
+                bases = {(v, p): i for v, p, i in await cur.fetchall()}
+                usage_rows = await _many(
+                    cur,
+                    "INSERT INTO `usage` (base_directory_id, group_id, snapshot, pi_id, "
+                    "used, quota, files, last_modified_days, warning_id) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE id = id",
+                    [(bases[(volumes[r.volume], r.base_directory)], groups[r.gid], day,
+                      pis[r.pi], r.used, r.quota, r.files, r.last_modified_days, r.warning)
+                     for r in snap.groups],
+                )  # fmt: skip
+                user_rows = await _many(
+                    cur,
+                    "INSERT INTO user_usage (volume_id, user_id, group_id, snapshot, "
+                    "used, files, last_modified_days) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                    "ON DUPLICATE KEY UPDATE id = id",
+                    [(volumes[r.volume], users[r.uid], groups[r.gid], day, r.used, r.files,
+                      r.last_modified_days) for r in snap.users],
+                )  # fmt: skip
+                await self._replace_directories(cur, snap, day, volumes, groups, bases)
+            await self.conn.commit()
+        except BaseException:
+            await self.conn.rollback()
+            raise
+        return Recorded(usage_rows, user_rows, len(snap.directories))
+
+    async def _replace_directories(
+        self, cur: Any, snap: Snapshot, day: str, volumes: dict[str, int],
+        groups: dict[int, int], bases: dict[tuple[int, str], int],
+    ) -> None:  # fmt: skip
+        for v in sorted({volumes[d.volume] for d in snap.directories}):
+            await cur.execute("DELETE FROM directory WHERE volume_id = %s", (v,))  # cascades
+        names = [(t,) for d in snap.directories for t in d.filetypes]
+        types = await self._ensure(cur, "filetype", "name", names)
+        sizes: list[tuple[Any, ...]] = []
+        for d in snap.directories:
+            await cur.execute(
+                "INSERT INTO directory (volume_id, base_directory_id, path, group_id, snapshot, "
+                "files, used, last_modified_days) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                (volumes[d.volume], bases[(volumes[d.volume], d.base_directory)], d.path,
+                 groups[d.gid], day, d.files, d.used, d.last_modified_days),
+            )  # fmt: skip
+            sizes.extend((cur.lastrowid, types[t], n) for t, n in d.filetypes.items())
+        await _many(cur, "INSERT INTO file_size (directory_id, filetype_id, used) "
+                    "VALUES (%s, %s, %s)", sizes)  # fmt: skip
+
+    # -- reading --------------------------------------------------------------------------
+    async def group_history(
+        self, group: str | int, volume: str | None = None
+    ) -> list[dict[str, Any]]:
+        where = "g.gid = %s" if isinstance(group, int) else "g.name = %s"
+        args: list[Any] = [group]
+        if volume is not None:
+            where += " AND v.name = %s"
+            args.append(volume)
+        async with self.conn.cursor() as cur:
+            await cur.execute(
+                "SELECT u.snapshot, v.name, b.path, g.name, g.gid, p.name, u.used, u.quota, "
+                "u.files, u.last_modified_days, w.name FROM `usage` u "
+                "JOIN base_directory b ON b.id = u.base_directory_id "
+                "JOIN volume v ON v.id = b.volume_id JOIN unix_group g ON g.id = u.group_id "
+                "LEFT JOIN pi p ON p.id = u.pi_id LEFT JOIN warning w ON w.id = u.warning_id "
+                f"WHERE {where} ORDER BY u.snapshot, v.name, b.path",
+                args,
+            )
+            rows = await cur.fetchall()
+        await self.conn.commit()  # end the read's transaction: later reads see new rows
+        keys = ("snapshot", "volume", "base_directory", "group", "gid", "pi", "used", "quota",
+                "files", "last_modified_days", "warning")  # fmt: skip
+        out = []
+        for r in rows:
+            d = dict(zip(keys, r, strict=True))
+            d["snapshot"] = d["snapshot"].isoformat()
+            out.append(d)
+        return out
+
+
+async def _many(cur: Any, sql: str, rows: list[tuple[Any, ...]]) -> int:
+    """``executemany`` in batches; the number of rows changed."""
+    changed = 0
+    for i in range(0, len(rows), BATCH):
+        await cur.executemany(sql, rows[i : i + BATCH])
+        changed += max(0, cur.rowcount)
+    return changed

@@ -1,0 +1,110 @@
+"""The usage history in a real MariaDB started by the test (stages.wrstat.history_mysql):
+the same rows and rules as the SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pymysql
+import pytest
+
+from stages.wrstat.history import HistoryError, SqliteHistory
+from stages.wrstat.history_mysql import MysqlHistory, Target
+from tests.brokers import HOST, free_port
+from tests.databases import MariaDB
+from tests.stages.wrstat.test_history import DAY1, DAY2, snapshot
+
+
+@pytest.fixture
+def mariadb(tmp_path: Path) -> Iterator[MariaDB]:
+    with MariaDB(tmp_path / "mariadb") as server:
+        yield server
+
+
+def test_mariadb_keeps_the_same_history_as_sqlite(mariadb: MariaDB, tmp_path: Path) -> None:
+    url = mariadb.database("usage")
+    lite = SqliteHistory(tmp_path / "h.sqlite")
+
+    async def scenario() -> tuple[list[object], list[object], list[tuple[int, int]]]:
+        store = await MysqlHistory.open(url)
+        try:
+            counts = []
+            for day, used in ((DAY1, 100), (DAY1, 100), (DAY2, 150)):  # DAY1 twice
+                name = "hgi" if day == DAY1 else "hgi-new"
+                got = await store.record(snapshot(day, used, name))
+                counts.append((got.usage_rows, got.user_rows))
+                lite.record(snapshot(day, used, name))
+            by_name = await store.group_history("hgi-new")
+            by_gid = await store.group_history(1313, volume="scratch117")
+        finally:
+            await store.close()
+        return list(by_name), list(by_gid), counts
+
+    by_name, by_gid, counts = asyncio.run(scenario())
+    assert counts == [(2, 2), (0, 0), (2, 2)]  # the repeated snapshot added nothing
+    assert by_name == lite.group_history("hgi-new") == by_gid
+    assert [r["used"] for r in by_name] == [100, 150]  # type: ignore[index]
+    lite.close()
+    conn = pymysql.connect(host=HOST, port=mariadb.port, user="root", password="", database="usage")
+    with conn.cursor() as cur:
+        cur.execute("SELECT path, used FROM directory")
+        assert cur.fetchall() == (("sub2", 150),)  # the breakdown is the latest one
+        cur.execute("SELECT COUNT(*) FROM file_size")
+        assert cur.fetchone() == (2,)
+    conn.close()
+
+
+def test_an_unreachable_server_says_so_clearly() -> None:
+    port = free_port()  # nothing listens there
+
+    async def attempt() -> None:
+        await MysqlHistory.open(f"mysql://root@{HOST}:{port}/usage")
+
+    with pytest.raises(HistoryError) as err:
+        asyncio.run(attempt())
+    assert f"cannot reach the history database root@{HOST}:{port}/usage" in str(err.value)
+    assert "is the server up" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("mysql://u:secret@db/usage", "holds a password; put it in $HISTORY_DB_PASSWORD"),
+        ("postgres://db/usage", "is not a mysql://USER@HOST[:PORT]/DATABASE URL"),
+        ("mysql://u@db", "names no database"),
+    ],
+)
+def test_a_bad_url_says_what_to_write(url: str, words: str) -> None:
+    with pytest.raises(HistoryError) as err:
+        Target.parse(url)
+    assert words in str(err.value)
+
+
+def test_the_password_comes_from_the_environment_or_a_file(
+    mariadb: MariaDB, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = mariadb.database("secured")
+    conn = pymysql.connect(host=HOST, port=mariadb.port, user="root", password="")
+    with conn.cursor() as cur:
+        cur.execute("CREATE USER 'reporter'@'%' IDENTIFIED BY 's3cret'")
+        cur.execute("GRANT ALL ON secured.* TO 'reporter'@'%'")
+    conn.close()
+    url = url.replace("root@", "reporter@")
+    secret = tmp_path / "password"
+    secret.write_text("s3cret\n")
+    monkeypatch.setenv("HISTORY_DB_PASSWORD_FILE", str(secret))
+
+    async def use() -> int:
+        store = await MysqlHistory.open(url)
+        try:
+            return (await store.record(snapshot(DAY1, 5))).usage_rows
+        finally:
+            await store.close()
+
+    assert asyncio.run(use()) == 2
+    monkeypatch.delenv("HISTORY_DB_PASSWORD_FILE")
+    monkeypatch.setenv("HISTORY_DB_PASSWORD", "wrong")
+    with pytest.raises(HistoryError, match="is the server up, and the user and password right"):
+        asyncio.run(use())
