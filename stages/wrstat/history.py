@@ -254,9 +254,8 @@ class SqliteHistory:
             cur = db.execute(
                 "INSERT INTO directory (volume_id, base_directory_id, path, group_id, snapshot, "
                 "files, used, last_modified_days) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (volumes[d.volume], bases[(volumes[d.volume], d.base_directory)], d.path,
-                 groups[d.gid], day, d.files, d.used, d.last_modified_days),
-            )  # fmt: skip
+                directory_row(d, day, volumes, groups, bases),
+            )
             sizes.extend((cur.lastrowid, types[t], n) for t, n in d.filetypes.items())
         _many(db, "INSERT INTO file_size (directory_id, filetype_id, used) VALUES (?, ?, ?)",
               sizes)  # fmt: skip
@@ -293,6 +292,19 @@ class SqliteHistory:
             "WHERE u.snapshot < ? ORDER BY u.snapshot",
             (before.isoformat(),),
         ).fetchall()
+
+
+def directory_row(
+    d: DirectoryUsage,
+    day: str,
+    volumes: dict[str, int],
+    groups: dict[int, int],
+    bases: dict[tuple[int, str], int],
+) -> tuple[Any, ...]:
+    """The values of one ``directory`` row, in the order both stores insert them."""
+    v = volumes[d.volume]
+    return (v, bases[(v, d.base_directory)], d.path, groups[d.gid], day, d.files, d.used,
+            d.last_modified_days)  # fmt: skip
 
 
 def _many(db: sqlite3.Connection, sql: str, rows: Iterable[tuple[Any, ...]]) -> None:

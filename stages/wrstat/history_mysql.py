@@ -33,6 +33,7 @@ from stages.wrstat.history import (
     Recorded,
     Snapshot,
     UserUsage,
+    directory_row,
 )
 
 SCHEMA = [
@@ -251,9 +252,8 @@ class MysqlHistory:
             await cur.execute(
                 "INSERT INTO directory (volume_id, base_directory_id, path, group_id, snapshot, "
                 "files, used, last_modified_days) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                (volumes[d.volume], bases[(volumes[d.volume], d.base_directory)], d.path,
-                 groups[d.gid], day, d.files, d.used, d.last_modified_days),
-            )  # fmt: skip
+                directory_row(d, day, volumes, groups, bases),
+            )
             sizes.extend((cur.lastrowid, types[t], n) for t, n in d.filetypes.items())
         await _many(cur, "INSERT INTO file_size (directory_id, filetype_id, used) "
                     "VALUES (%s, %s, %s)", sizes)  # fmt: skip
