@@ -4,26 +4,17 @@ binaries, listening on a free 127.0.0.1 port, removed at the end."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
 
 import pymysql
 
 from tests.brokers import HOST, free_port
+from tests.servers import ServerProcess, binary
 
 
-def _binary(name: str) -> str:
-    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
-    if found is None:
-        msg = f"{name} is not installed: make test installs it (apt-get install mariadb-server)"
-        raise RuntimeError(msg)
-    return found
-
-
-class MariaDB:
+class MariaDB(ServerProcess):
     """``root`` with no password on ``port``; ``database(name)`` makes an empty one."""
 
     def __init__(self, folder: Path) -> None:
@@ -33,12 +24,13 @@ class MariaDB:
         self.proc: subprocess.Popen[bytes] | None = None
         user = ["--user=root"] if os.getuid() == 0 else []
         subprocess.run(
-            [_binary("mariadb-install-db"), "--no-defaults", f"--datadir={self.data}",
-             "--auth-root-authentication-method=normal", "--skip-test-db", *user],
+            [binary("mariadb-install-db", "mariadb-server"), "--no-defaults",
+             f"--datadir={self.data}", "--auth-root-authentication-method=normal",
+             "--skip-test-db", *user],
             check=True, capture_output=True,
         )  # fmt: skip
         self.args = [
-            _binary("mariadbd"), "--no-defaults", f"--datadir={self.data}",
+            binary("mariadbd", "mariadb-server"), "--no-defaults", f"--datadir={self.data}",
             f"--socket={folder / 'mysqld.sock'}", f"--port={self.port}",
             f"--bind-address={HOST}", f"--pid-file={folder / 'mysqld.pid'}",
             f"--log-error={folder / 'error.log'}", "--skip-log-bin",
@@ -60,16 +52,6 @@ class MariaDB:
                     raise RuntimeError(f"MariaDB did not start:\n{log}") from None
                 time.sleep(0.1)
 
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
     def database(self, name: str) -> str:
         """A new empty database; its ``mysql://`` URL."""
         conn = pymysql.connect(host=HOST, port=self.port, user="root", password="")
@@ -78,12 +60,3 @@ class MariaDB:
             cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
         conn.close()
         return f"mysql://root@{HOST}:{self.port}/{name}"
-
-    def __enter__(self) -> MariaDB:
-        self.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

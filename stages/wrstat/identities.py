@@ -11,8 +11,11 @@ Backends, asked once per run for every id the run saw (``lookup``), then cached:
       group    1313   hgi      Smith
       user     5678   jdoe
 
+* an LDAP directory (``stages.wrstat.ldap``), as lurge read it.
+
 A backend answers what it knows; ``Resolver`` asks the chosen one first and the system
-databases for the rest, and names an id nobody knows by its number, as ``ls -n`` would.
+databases for the rest (all of it, with a warning, when the chosen one cannot be reached),
+and names an id nobody knows by its number, as ``ls -n`` would.
 """
 
 from __future__ import annotations
@@ -66,6 +69,10 @@ class SystemIdentities:
             except (KeyError, OverflowError):
                 continue
         return out
+
+
+class IdentitiesUnavailable(Exception):
+    """A backend cannot answer at all (a directory that cannot be reached); says why."""
 
 
 class IdentityFileError(ValueError):
@@ -128,13 +135,19 @@ class Resolver:
         self.backend = backend or SystemIdentities()
         self.system = SystemIdentities()
         self.misses = 0
+        #: what went wrong with the chosen backend, for the run summary
+        self.warnings: list[str] = []
 
     def lookup(
         self, gids: Iterable[int], uids: Iterable[int]
     ) -> tuple[dict[int, Group], dict[int, str]]:
         gids, uids = sorted(set(gids)), sorted(set(uids))
-        groups = self.backend.groups(gids)
-        users = self.backend.users(uids)
+        try:
+            groups = self.backend.groups(gids)
+            users = self.backend.users(uids)
+        except IdentitiesUnavailable as exc:
+            self.warnings.append(f"{exc}; names come from the system databases instead")
+            groups, users = {}, {}
         missing_g = [g for g in gids if g not in groups]
         missing_u = [u for u in uids if u not in users]
         if not isinstance(self.backend, SystemIdentities):
