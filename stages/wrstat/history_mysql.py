@@ -13,6 +13,7 @@ comes from the topology: ``$HISTORY_DB_PASSWORD``, or the first line of the file
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -155,8 +156,14 @@ class MysqlHistory:
 
     async def _migrate(self) -> None:
         async with self.conn.cursor() as cur:
-            for statement in SCHEMA:
-                await cur.execute(statement)
+            await cur.execute(
+                "SELECT COUNT(*) FROM information_schema.tables "
+                "WHERE table_schema = DATABASE() AND table_name = 'schema_version'"
+            )
+            (made,) = await cur.fetchone()
+            if not made:  # (IF NOT EXISTS on a table that exists costs a warning round trip)
+                for statement in SCHEMA:
+                    await cur.execute(statement)
             await cur.execute("SELECT version FROM schema_version")
             row = await cur.fetchone()
             if row is None:
@@ -190,6 +197,8 @@ class MysqlHistory:
 
     async def record(self, snap: Snapshot) -> Recorded:
         """Keep one snapshot; all or nothing."""
+        if self.conn is None:  # dropped after a failure: connect again first
+            await self.connect()
         day = snap.date.isoformat()
         everything: list[GroupUsage | UserUsage | DirectoryUsage] = [
             *snap.groups, *snap.users, *snap.directories
@@ -235,7 +244,8 @@ class MysqlHistory:
                 await self._replace_directories(cur, snap, day, volumes, groups, bases)
             await self.conn.commit()
         except BaseException:
-            await self.conn.rollback()
+            with contextlib.suppress(pymysql.err.MySQLError, OSError):
+                await self.conn.rollback()
             raise
         return Recorded(usage_rows, user_rows, len(snap.directories))
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pymysql
 import pytest
 
-from stages.wrstat.history import HistoryError, SqliteHistory
+from stages.wrstat.history import HistoryError, Recorded, SqliteHistory
 from stages.wrstat.history_mysql import MysqlHistory, Target
+from stages.wrstat.spool import Spool, keep, replay
 from tests.brokers import HOST, free_port
 from tests.databases import MariaDB
 from tests.stages.wrstat.test_history import DAY1, DAY2, snapshot
@@ -108,3 +110,44 @@ def test_the_password_comes_from_the_environment_or_a_file(
     monkeypatch.setenv("HISTORY_DB_PASSWORD", "wrong")
     with pytest.raises(HistoryError, match="is the server up, and the user and password right"):
         asyncio.run(use())
+
+
+def test_a_server_that_stops_mid_run_loses_no_row(mariadb: MariaDB, tmp_path: Path) -> None:
+    url = mariadb.database("usage")
+    spool = Spool(tmp_path / "history.spool")
+
+    async def run_one(day: date, used: int) -> Recorded | None:
+        store = await MysqlHistory.open(url)
+        try:
+            if day == DAY2:
+                mariadb.stop()  # the server goes away between the connection and the writes
+            return await keep(store, snapshot(day, used), spool, attempts=3, backoff=0.1)
+        finally:
+            await store.close()
+
+    assert asyncio.run(run_one(DAY1, 100)) is not None
+    assert asyncio.run(run_one(DAY2, 150)) is None  # retried, then spooled
+    assert [s.date for s in spool.pending()] == [DAY2]
+    mariadb.start()  # the next run: the spool is replayed first
+
+    async def next_run() -> list[dict[str, object]]:
+        store = await MysqlHistory.open(url)
+        try:
+            assert await replay(store, spool) == 1
+            assert await replay(store, spool) == 0  # emptied
+            return await store.group_history("hgi")
+        finally:
+            await store.close()
+
+    rows = asyncio.run(next_run())
+    assert [(r["snapshot"], r["used"]) for r in rows] == [("2026-11-01", 100), ("2026-11-02", 150)]
+    assert not spool.path.exists()
+
+
+def test_a_spooled_snapshot_reads_back_as_it_was(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.spool")
+    snap = snapshot(DAY1, 123)
+    spool.add(snap)
+    with spool.path.open("a") as f:
+        f.write('{"date": "2026-11-0')  # a line cut short by a crash
+    assert spool.pending() == [snap]
