@@ -29,7 +29,7 @@ def wait_running(env: dict[str, str]) -> None:
 def test_ps_status_scale_pause_resume_and_stop(tmp_path: Path, registry: Path) -> None:
     out = tmp_path / "out"
     topo = tmp_path / "t.yaml"
-    n = 200_000
+    n = 10**7  # far more than it sends before the stop: the frame must outlive the commands
     topo.write_text(f"run_dir: {tmp_path / 'run'}\n"
                     + GRAPH.format(name="typed", n=n, keys=13, pause=0.01, out=out))  # fmt: skip
     env = {"PIPELINE_REGISTRY": str(registry)}
@@ -48,7 +48,9 @@ def test_ps_status_scale_pause_resume_and_stop(tmp_path: Path, registry: Path) -
         scaled = cli("scale", "total", "3", "--wait", env=env)
         assert scaled.returncode == 0, scaled.stderr
         assert "total runs 3 replicas" in scaled.stdout
-        data = json.loads(cli("status", "--json", env=env).stdout)
+        status = cli("status", "--json", env=env)
+        assert status.returncode == 0, status.stderr
+        data = json.loads(status.stdout)
         assert data["stages"]["total"]["desired"] == 3
         refused = cli("scale", "src", "2", env=env)
         assert refused.returncode == REFUSED_EXIT
