@@ -78,6 +78,8 @@ class Context:
         self.log = logging.getLogger(f"pipeline.stage.{stage}")
         self._stopping = False
         self.incomplete: list[tuple[str, str]] = []
+        #: what went wrong without failing the run (``warn``), for the run summary
+        self.warnings: list[str] = []
         #: how far this replica is through its input: (done, total, unit); see ``progress``
         self.done: tuple[float, float, str] = (0.0, 0.0, "")
         #: key partitions of the stage's input (keyed stages; see ``partition``)
@@ -95,6 +97,14 @@ class Context:
         """
         self.incomplete.append((what, reason))
         self.log.warning("%s: %s", what, reason)
+
+    def warn(self, message: str) -> None:
+        """Say something the run's summary must show though the run goes on: a fallback
+        taken, a figure that could not be found. Printed as ``warning: STAGE: message`` at
+        the end of the run and listed under ``warnings`` in ``summary.json``; the exit code
+        is not changed."""
+        self.warnings.append(message)
+        self.log.warning("%s", message)
 
     def partition(self, key: Any) -> int:
         """The partition of ``key``: what ``export_state`` is asked for, in a keyed stage."""

@@ -695,6 +695,7 @@ class Replica:
             c.edges[t] = asdict(edge.counters)
             c.inflight[t] = edge.inflight + edge.pending
         c.incomplete = [list(x) for x in self.ctx.incomplete]
+        c.warnings = list(self.ctx.warnings)
         c.progress_done, c.progress_total, c.progress_unit = self.ctx.done
         times = os.times()
         c.cpu = times.user + times.system

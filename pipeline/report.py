@@ -29,6 +29,9 @@ class RunReport:
     stopped_by: str | None = None
     #: remarks that are not failures (e.g. counts that could not be verified)
     notes: list[str] = field(default_factory=list)
+    #: what stages said went wrong without failing the run (``Context.warn``), as
+    #: ``STAGE: message``
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -43,6 +46,7 @@ class RunReport:
             "stopped_by": self.stopped_by,
             "errors": self.errors,
             "notes": self.notes,
+            "warnings": self.warnings,
             "incomplete": self.incomplete,
             "dead_letters": [str(p) for p in self.dead_letters],
             "stages": {name: asdict(t) for name, t in self.stages.items()},
@@ -80,6 +84,8 @@ class RunReport:
             out.append(f"incomplete input: {what}: {reason}")
         for note in self.notes:
             out.append(f"note: {note}")
+        for warning in self.warnings:
+            out.append(f"warning: {warning}")
         for err in self.errors:
             out.append(f"error: {err}")
         verdict = {

@@ -81,6 +81,8 @@ class ReplicaCounters:
     #: batches not yet delivered (queued or unacknowledged) now, per downstream stage
     inflight: dict[str, int] = field(default_factory=dict)
     incomplete: list[list[str]] = field(default_factory=list)
+    #: ``Context.warn`` messages
+    warnings: list[str] = field(default_factory=list)
     #: how far the replica is through its input (``Context.progress``)
     progress_done: float = 0.0
     progress_total: float = 0.0
@@ -134,6 +136,7 @@ class StageTotals:
     dead_by_stage: dict[str, int] = field(default_factory=dict)
     edges: dict[str, dict[str, int]] = field(default_factory=dict)
     incomplete: list[list[str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     progress_done: float = 0.0
     progress_total: float = 0.0
     progress_unit: str = ""
@@ -169,6 +172,7 @@ def totals(name: str, reports: Iterable[Mapping[str, Any]]) -> StageTotals:
             edge["inflight_max"] = max(edge["inflight_max"], e["inflight_max"])
             t.inflight_max = max(t.inflight_max, e["inflight_max"])
         t.incomplete.extend(c["incomplete"])
+        t.warnings.extend(c.get("warnings", ()))
         t.progress_done += c.get("progress_done", 0.0)
         t.progress_total += c.get("progress_total", 0.0)
         t.progress_unit = t.progress_unit or c.get("progress_unit", "")

@@ -571,6 +571,7 @@ class Supervisor:
             if problems:
                 errors.append("accounting does not balance: " + "; ".join(problems))
         incomplete = [x for t in stage_totals.values() for x in t.incomplete]
+        warnings = [f"{name}: {w}" for name, t in stage_totals.items() for w in t.warnings]
         if errors:
             code = ExitCode.FAILED
         elif incomplete:
@@ -590,6 +591,7 @@ class Supervisor:
             dead_letters=letters,
             stopped_by=self.stopped_by,
             notes=notes,
+            warnings=warnings,
         )
         report.write()
         return report

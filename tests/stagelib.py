@@ -157,6 +157,15 @@ class Total:
         ]
 
 
+class WarnAtEnd(Total):
+    """A ``Total`` that warns once at the end (an async ``finish``, as a stage that does I/O
+    there would have)."""
+
+    async def finish(self, ctx: Context) -> list[dict[str, Any]]:  # type: ignore[override]
+        ctx.warn(f"replica {ctx.replica} saw {sum(n for _, n in self.sums.values())} records")
+        return Total.finish(self, ctx)
+
+
 class NotRestartable:
     def process(self, item: Any, ctx: Context) -> Any:
         return item

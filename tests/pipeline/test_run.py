@@ -270,3 +270,33 @@ def test_end_of_stream_waits_for_every_upstream_replica(run_dir: Path, tmp_path:
     assert report.ok, report.errors
     rows = read_collected(out)
     assert sum(r["n"] for r in rows) == 410
+
+
+def test_warnings_reach_the_summary_and_leave_the_exit_code_alone(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    report = run_topology(
+        """
+        name: warned
+        stages:
+          - name: src
+            run: tests.stagelib:count_to
+            params: {n: 300, keys: 3}
+            next: total
+          - name: total
+            run: tests.stagelib:WarnAtEnd
+            route: {key: k}
+            replicas: 2
+        """,
+        run_dir,
+    )
+    assert report.exit_code == ExitCode.OK, report.errors
+    assert len(report.warnings) == 2
+    seen = sorted(report.warnings)
+    assert all(w.startswith("total: replica ") for w in seen), seen
+    assert sum(int(w.split(" saw ")[1].split()[0]) for w in seen) == 300
+    assert [line for line in report.lines() if line.startswith("warning: ")] == [
+        f"warning: {w}" for w in report.warnings
+    ]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["warnings"] == report.warnings and summary["exit_code"] == 0
