@@ -3,8 +3,10 @@
 Tables, in the spirit of lurge's MySQL schema: ``volume``, ``unix_group``, ``pi``, ``user``,
 ``base_directory``, ``warning`` (1 OK, 2 Kinda OK, 3 Not OK), ``usage`` (one row per volume,
 group, base directory and snapshot date: used and quota bytes, files, last modified days,
-PI and warning), ``user_usage`` (per volume, user, group and snapshot), and the latest
-directory breakdown per volume: ``directory`` and ``file_size`` per ``filetype``.
+PI and warning), ``user_usage`` (per volume, user, group and snapshot), the latest
+directory breakdown per volume: ``directory`` and ``file_size`` per ``filetype``, and
+``recorded``: when each volume's snapshot was first kept, which is how forecasts find a
+volume's last few snapshots without reading all of ``usage``.
 
 * Re-recording a snapshot already kept adds nothing to ``usage`` or ``user_usage`` (their
   keys are unique and rows are inserted only if new), so a re-run writes its reports again
@@ -12,10 +14,12 @@ directory breakdown per volume: ``directory`` and ``file_size`` per ``filetype``
 * The directory breakdown of a volume is replaced in one transaction: readers see the old
   one or the new one, never a mix.
 * Rows go in with ``executemany`` in batches inside one transaction per snapshot, not one
-  ``INSERT`` and commit per row as lurge did.
+  ``INSERT`` per row the way lurge wrote them.
 
-``SqliteHistory`` is synchronous; callers on an event loop run it in a thread. The schema
-carries a version (``schema_version``), created and migrated here.
+``SqliteHistory`` is synchronous; callers on an event loop run it in a thread
+(``stages.wrstat.stores``). The schema carries a version (``schema_version``): a new file
+gets the whole schema, an older one the ``MIGRATIONS`` steps from its version on, in one
+transaction; a file from a newer program is refused.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = 1
+#: version -> the statements that bring a store of the version before up to it (both stores
+#: take the same steps; ``stages.wrstat.history_mysql`` has the MySQL spelling)
+MIGRATIONS: dict[int, list[str]] = {}
 WARNINGS = ((1, "OK"), (2, "Kinda OK"), (3, "Not OK"))
 
 SCHEMA = """
@@ -66,12 +73,18 @@ CREATE TABLE IF NOT EXISTS directory (id INTEGER PRIMARY KEY,
 CREATE TABLE IF NOT EXISTS file_size (directory_id INTEGER NOT NULL REFERENCES directory(id),
     filetype_id INTEGER NOT NULL REFERENCES filetype(id), used INTEGER NOT NULL,
     PRIMARY KEY (directory_id, filetype_id)) STRICT;
+CREATE TABLE IF NOT EXISTS recorded (volume_id INTEGER NOT NULL REFERENCES volume(id),
+    snapshot TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (volume_id, snapshot)) STRICT;
 CREATE INDEX IF NOT EXISTS usage_by_group ON usage (group_id, snapshot);
+CREATE INDEX IF NOT EXISTS usage_by_snapshot ON usage (snapshot);
 CREATE INDEX IF NOT EXISTS directory_by_volume ON directory (volume_id);
 """
 
 #: rows per executemany call
 BATCH = 50_000
+
+#: a kept usage figure: (volume, base directory, gid, snapshot date, bytes used)
+Point = tuple[str, str, int, str, int]
 
 
 @dataclass(frozen=True)
@@ -79,13 +92,15 @@ class GroupUsage:
     volume: str
     gid: int
     group: str
-    pi: str
+    #: None when nobody knows
+    pi: str | None
     base_directory: str
     used: int
     quota: int | None
     files: int
     last_modified_days: float
-    warning: int
+    #: 1 OK, 2 Kinda OK, 3 Not OK; None when the quota is unknown
+    warning: int | None
 
 
 @dataclass(frozen=True)
@@ -143,7 +158,8 @@ class SqliteHistory:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, isolation_level=None)
+            # one caller at a time, but not always from the same thread (see the docstring)
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
@@ -157,14 +173,30 @@ class SqliteHistory:
 
     def _migrate(self) -> None:
         db = self.db
-        db.executescript(SCHEMA)
-        row = db.execute("SELECT version FROM schema_version").fetchone()
-        if row is None:
-            db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
-        elif row[0] > SCHEMA_VERSION:
-            msg = f"schema version {row[0]} is newer than this program's {SCHEMA_VERSION}"
-            raise sqlite3.DatabaseError(msg)
-        db.executemany("INSERT OR IGNORE INTO warning (id, name) VALUES (?, ?)", WARNINGS)
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            made = db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+            ).fetchone()
+            row = db.execute("SELECT version FROM schema_version").fetchone() if made else None
+            if row is None:
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+            elif row[0] > SCHEMA_VERSION:
+                msg = f"schema version {row[0]} is newer than this program's {SCHEMA_VERSION}"
+                raise sqlite3.DatabaseError(msg)
+            else:
+                for version in range(row[0] + 1, SCHEMA_VERSION + 1):
+                    for statement in MIGRATIONS.get(version, ()):
+                        db.execute(statement)
+                    db.execute("UPDATE schema_version SET version = ?", (version,))
+            db.executemany("INSERT OR IGNORE INTO warning (id, name) VALUES (?, ?)", WARNINGS)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         self.db.close()
@@ -207,7 +239,7 @@ class SqliteHistory:
             ]  # fmt: skip
             volumes = self._ensure("volume", "name", [(r.volume,) for r in everything])
             groups = self._ensure("unix_group", "gid", [(r.gid, r.group) for r in everything])
-            pis = self._ensure("pi", "name", [(r.pi,) for r in snap.groups])
+            pis = self._ensure("pi", "name", [(r.pi,) for r in snap.groups if r.pi])
             users = self._ensure("user", "uid", [(r.uid, r.user) for r in snap.users])
             pairs = [(r.volume, r.base_directory) for r in snap.groups]
             pairs += [(r.volume, r.base_directory) for r in snap.directories]
@@ -217,7 +249,7 @@ class SqliteHistory:
                   "pi_id, used, quota, files, last_modified_days, warning_id) "
                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                   ((bases[(volumes[r.volume], r.base_directory)], groups[r.gid], day,
-                    pis[r.pi], r.used, r.quota, r.files, r.last_modified_days, r.warning)
+                    pis.get(r.pi), r.used, r.quota, r.files, r.last_modified_days, r.warning)
                    for r in snap.groups))  # fmt: skip
             usage_rows = db.total_changes - before
             before = db.total_changes
@@ -227,6 +259,9 @@ class SqliteHistory:
                     r.last_modified_days) for r in snap.users))  # fmt: skip
             user_rows = db.total_changes - before
             dirs = self._replace_directories(snap, day, volumes, groups, bases)
+            kept = [(volumes[v], day) for v in sorted({r.volume for r in everything})]
+            db.executemany("INSERT OR IGNORE INTO recorded (volume_id, snapshot, at) "
+                           "VALUES (?, ?, datetime('now'))", kept)  # fmt: skip
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -282,16 +317,36 @@ class SqliteHistory:
                 "files", "last_modified_days", "warning")  # fmt: skip
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
-    def usage_points(self, before: dt.date) -> list[tuple[str, str, int, str, int]]:
-        """``(volume, base directory, gid, snapshot, used)`` of every kept row with a
-        snapshot before ``before``: the history forecasts are fitted to."""
-        return self.db.execute(
-            "SELECT v.name, b.path, g.gid, u.snapshot, u.used FROM usage u "
-            "JOIN base_directory b ON b.id = u.base_directory_id "
-            "JOIN volume v ON v.id = b.volume_id JOIN unix_group g ON g.id = u.group_id "
-            "WHERE u.snapshot < ? ORDER BY u.snapshot",
+    def recent(self, before: dt.date, snapshots: int) -> list[Point]:
+        """``(volume, base directory, gid, snapshot, used)`` of every kept row of each
+        volume's last ``snapshots`` snapshots before ``before``: what forecasts are fitted to."""
+        kept = self.db.execute(
+            "SELECT volume_id, snapshot FROM recorded WHERE snapshot < ? "
+            "ORDER BY volume_id, snapshot DESC",
             (before.isoformat(),),
         ).fetchall()
+        rows: list[Point] = []
+        for volume_id, day in last_per_volume(kept, snapshots):
+            rows += self.db.execute(
+                "SELECT v.name, b.path, g.gid, u.snapshot, u.used FROM usage u "
+                "JOIN base_directory b ON b.id = u.base_directory_id "
+                "JOIN volume v ON v.id = b.volume_id JOIN unix_group g ON g.id = u.group_id "
+                "WHERE u.snapshot = ? AND b.volume_id = ?",
+                (day, volume_id),
+            ).fetchall()
+        return rows
+
+
+def last_per_volume(kept: Iterable[tuple[int, Any]], snapshots: int) -> list[tuple[int, Any]]:
+    """The first ``snapshots`` of each volume's ``(volume id, snapshot)`` pairs, given
+    newest first within each volume."""
+    out: list[tuple[int, Any]] = []
+    seen: dict[int, int] = {}
+    for volume_id, day in kept:
+        seen[volume_id] = seen.get(volume_id, 0) + 1
+        if seen[volume_id] <= snapshots:
+            out.append((volume_id, day))
+    return out
 
 
 def directory_row(

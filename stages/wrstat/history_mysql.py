@@ -14,6 +14,7 @@ comes from the topology: ``$HISTORY_DB_PASSWORD``, or the first line of the file
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,10 +32,12 @@ from stages.wrstat.history import (
     DirectoryUsage,
     GroupUsage,
     HistoryError,
+    Point,
     Recorded,
     Snapshot,
     UserUsage,
     directory_row,
+    last_per_volume,
 )
 
 SCHEMA = [
@@ -79,7 +82,15 @@ SCHEMA = [
     "filetype_id INT NOT NULL, used BIGINT NOT NULL, PRIMARY KEY (directory_id, filetype_id), "
     "FOREIGN KEY (directory_id) REFERENCES directory(id) ON DELETE CASCADE, "
     "FOREIGN KEY (filetype_id) REFERENCES filetype(id))",
+    "CREATE TABLE IF NOT EXISTS recorded (volume_id INT NOT NULL, snapshot DATE NOT NULL, "
+    "at DATETIME NOT NULL, PRIMARY KEY (volume_id, snapshot), "
+    "FOREIGN KEY (volume_id) REFERENCES volume(id))",
+    "CREATE INDEX usage_by_snapshot ON `usage` (snapshot)",
 ]
+
+#: version -> the statements that bring a database of the version before up to it (the
+#: same steps as ``stages.wrstat.history.MIGRATIONS``, in MySQL's spelling)
+MIGRATIONS: dict[int, list[str]] = {}
 
 
 @dataclass(frozen=True)
@@ -169,8 +180,16 @@ class MysqlHistory:
             if row is None:
                 await cur.execute("INSERT INTO schema_version VALUES (%s)", (SCHEMA_VERSION,))
             elif row[0] > SCHEMA_VERSION:
-                msg = f"history schema version {row[0]} is newer than this program's"
+                msg = (
+                    f"history schema version {row[0]} is newer than this program's "
+                    f"{SCHEMA_VERSION}; upgrade this program"
+                )
                 raise HistoryError(msg)
+            else:  # (MySQL commits each schema change: every step is safe to repeat)
+                for version in range(row[0] + 1, SCHEMA_VERSION + 1):
+                    for statement in MIGRATIONS.get(version, ()):
+                        await cur.execute(statement)
+                    await cur.execute("UPDATE schema_version SET version = %s", (version,))
             await cur.executemany("INSERT INTO warning (id, name) VALUES (%s, %s) "
                                   "ON DUPLICATE KEY UPDATE id = id", list(WARNINGS))  # fmt: skip
         await self.conn.commit()
@@ -210,7 +229,7 @@ class MysqlHistory:
                 )
                 groups = await self._ensure(cur, "unix_group", "gid",
                                             [(r.gid, r.group) for r in everything])  # fmt: skip
-                pis = await self._ensure(cur, "pi", "name", [(r.pi,) for r in snap.groups])
+                pis = await self._ensure(cur, "pi", "name", [(r.pi,) for r in snap.groups if r.pi])
                 users = await self._ensure(
                     cur, "user", "uid", [(r.uid, r.user) for r in snap.users]
                 )
@@ -230,7 +249,7 @@ class MysqlHistory:
                     "used, quota, files, last_modified_days, warning_id) "
                     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE id = id",
                     [(bases[(volumes[r.volume], r.base_directory)], groups[r.gid], day,
-                      pis[r.pi], r.used, r.quota, r.files, r.last_modified_days, r.warning)
+                      pis.get(r.pi), r.used, r.quota, r.files, r.last_modified_days, r.warning)
                      for r in snap.groups],
                 )  # fmt: skip
                 user_rows = await _many(
@@ -242,6 +261,11 @@ class MysqlHistory:
                       r.last_modified_days) for r in snap.users],
                 )  # fmt: skip
                 await self._replace_directories(cur, snap, day, volumes, groups, bases)
+                await cur.executemany(
+                    "INSERT INTO recorded (volume_id, snapshot, at) VALUES (%s, %s, NOW()) "
+                    "ON DUPLICATE KEY UPDATE at = at",
+                    [(volumes[v], day) for v in sorted({r.volume for r in everything})],
+                )
             await self.conn.commit()
         except BaseException:
             with contextlib.suppress(pymysql.err.MySQLError, OSError):
@@ -272,6 +296,8 @@ class MysqlHistory:
     async def group_history(
         self, group: str | int, volume: str | None = None
     ) -> list[dict[str, Any]]:
+        if self.conn is None:
+            await self.connect()
         where = "g.gid = %s" if isinstance(group, int) else "g.name = %s"
         args: list[Any] = [group]
         if volume is not None:
@@ -297,6 +323,30 @@ class MysqlHistory:
             d["snapshot"] = d["snapshot"].isoformat()
             out.append(d)
         return out
+
+    async def recent(self, before: dt.date, snapshots: int) -> list[Point]:
+        """As ``SqliteHistory.recent``: each volume's last ``snapshots`` snapshots before
+        ``before``, row by row."""
+        if self.conn is None:
+            await self.connect()
+        rows: list[Point] = []
+        async with self.conn.cursor() as cur:
+            await cur.execute(
+                "SELECT volume_id, snapshot FROM recorded WHERE snapshot < %s "
+                "ORDER BY volume_id, snapshot DESC",
+                (before.isoformat(),),
+            )
+            for volume_id, day in last_per_volume(await cur.fetchall(), snapshots):
+                await cur.execute(
+                    "SELECT v.name, b.path, g.gid, u.snapshot, u.used FROM `usage` u "
+                    "JOIN base_directory b ON b.id = u.base_directory_id "
+                    "JOIN volume v ON v.id = b.volume_id JOIN unix_group g ON g.id = u.group_id "
+                    "WHERE u.snapshot = %s AND b.volume_id = %s",
+                    (day, volume_id),
+                )
+                rows += [(v, p, g, d.isoformat(), u) for v, p, g, d, u in await cur.fetchall()]
+        await self.conn.commit()  # end the read's transaction: later reads see new rows
+        return rows
 
 
 async def _many(cur: Any, sql: str, rows: list[tuple[Any, ...]]) -> int:
