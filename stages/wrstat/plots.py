@@ -2,8 +2,8 @@
 
 One PNG per (volume, group, base directory), for the ``top`` groups with the highest
 forecast share of their quota, written beside the reports as
-``usage-<volume>-<group>-<YYYYMMDD>.png``. Drawn with matplotlib's Agg backend (no display
-needed), the y axis in one binary unit (TiB, GiB, ...).
+``usage-<volume>-<group>-<base directory's last part>-<YYYYMMDD>.png``. Drawn with
+matplotlib's Agg backend (no display needed), the y axis in one binary unit (TiB, GiB, ...).
 """
 
 from __future__ import annotations
@@ -64,10 +64,31 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "_"
 
 
-def draw(p: GroupPicture, folder: Path) -> Path:
-    """Write the picture of one group; its path."""
+def file_name(p: GroupPicture) -> str:
+    """``usage-<volume>-<group>-<last part of the base directory>-<YYYYMMDD>.png``."""
+    base = p.base_directory.rstrip("/").rsplit("/", 1)[-1]
+    return f"usage-{_safe(p.volume)}-{_safe(p.group)}-{_safe(base)}-{p.dates[-1]:%Y%m%d}.png"
+
+
+def draw_all(pictures: Sequence[GroupPicture], folder: Path) -> list[Path]:
+    """Draw each picture under its own name (a number added where two would share one)."""
+    paths = []
+    taken: set[str] = set()
+    for p in pictures:
+        name = file_name(p)
+        n = 1
+        while name in taken:
+            n += 1
+            name = file_name(p).removesuffix(".png") + f"-{n}.png"
+        taken.add(name)
+        paths.append(draw(p, folder, name))
+    return paths
+
+
+def draw(p: GroupPicture, folder: Path, name: str | None = None) -> Path:
+    """Write the picture of one group (as ``name``, else ``file_name(p)``); its path."""
     last = p.dates[-1]
-    path = folder / f"usage-{_safe(p.volume)}-{_safe(p.group)}-{last:%Y%m%d}.png"
+    path = folder / (name or file_name(p))
     top = max([*p.used, p.quota or 0.0, p.used[-1] + p.slope * p.horizon, 1.0])
     power = 0
     while power < len(_UNITS) - 1 and top >= 1024.0 ** (power + 1):

@@ -3,36 +3,55 @@
 In ``dir`` (created if missing), for each date of input (not of the run), written atomically:
 
 * ``group-<YYYYMMDD>.tsv``: Volume, Top Level Path, PI, Group, GID, Usage (bytes),
-  Quota (bytes), Last Modified (days), Files, Warning; sorted by volume, path, gid;
+  Quota (bytes), Last Modified (days), Files, Warning, Days Until Full; sorted by volume,
+  path, gid;
 * ``user-<YYYYMMDD>.tsv``: Volume, User, UID, Group, GID, Usage (bytes), Files,
   Last Modified (days); sorted by volume, uid, gid;
 * ``directory-<YYYYMMDD>.tsv``: Volume, Top Level Path, Directory, Group, GID,
   Usage (bytes), Files, Last Modified (days), then the usage of each file type;
 * the same as JSON lines (``group-<YYYYMMDD>.jsonl``, ...);
-* ``rejects-<YYYYMMDD>.tsv``: File, Line, Reason, Raw, for every line that was not used.
+* ``rejects-<YYYYMMDD>.tsv``: File, Line, Reason, Raw, for every line that was not used;
 
-Paths are written with Go-style escapes. Names come from the system's group and password
-databases (PI, Quota and Warning are ``-`` here). Before writing, every input line is
-checked to be in exactly one place: the reports, or the rejects.
+and, for the newest date, ``quota-unknown-<YYYYMMDD>.tsv`` (Volume, Group, Reason) when some
+quotas could not be found, and ``usage-*.png`` pictures of the groups closest to full.
+
+Paths are written with Go-style escapes. Names, PIs, quotas, forecasts and the history come
+from ``stages.wrstat.enrich``; dates are handled oldest first, each recorded in the history
+before the next is forecast. Before writing, every input line is checked to be in exactly
+one place: the reports, or the rejects.
 """
 
 from __future__ import annotations
 
-import grp
+import asyncio
+import datetime as dt
 import json
 import os
-import pwd
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from pipeline import Columns, Context
+from stages.wrstat.enrich import (
+    DateFigures,
+    DirectoryFigures,
+    Enriched,
+    Enricher,
+    GroupFigures,
+    UserFigures,
+    known,
+)
 from stages.wrstat.escape import go_escape
+from stages.wrstat.forecast import DEFAULT_POINTS
 from stages.wrstat.layout import FILE_TYPES, INT64_MIN
+from stages.wrstat.quota import LFS_QUOTA
 
 GROUP_COLUMNS = ("Volume", "Top Level Path", "PI", "Group", "GID", "Usage (bytes)",
-                 "Quota (bytes)", "Last Modified (days)", "Files", "Warning")  # fmt: skip
+                 "Quota (bytes)", "Last Modified (days)", "Files", "Warning",
+                 "Days Until Full")  # fmt: skip
 USER_COLUMNS = ("Volume", "User", "UID", "Group", "GID", "Usage (bytes)", "Files",
                 "Last Modified (days)")  # fmt: skip
 DIRECTORY_COLUMNS = ("Volume", "Top Level Path", "Directory", "Group", "GID",
@@ -74,32 +93,8 @@ def jsonl(keys: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
                    for row in rows)  # fmt: skip
 
 
-class Names:
-    """Group and user names from the system databases, looked up once each."""
-
-    def __init__(self) -> None:
-        self._groups: dict[int, str] = {}
-        self._users: dict[int, str] = {}
-
-    def group(self, gid: int) -> str:
-        return _name(self._groups, gid, lambda i: grp.getgrgid(i).gr_name)
-
-    def user(self, uid: int) -> str:
-        return _name(self._users, uid, lambda i: pwd.getpwuid(i).pw_name)
-
-
-def _name(known: dict[int, str], number: int, look_up: Callable[[int], str]) -> str:
-    """The name of a user or group number, or the number itself where none is known."""
-    if number not in known:
-        try:
-            known[number] = look_up(number)
-        except KeyError:
-            known[number] = str(number)
-    return known[number]
-
-
 class Totals:
-    """Tallies from any number of ``usage`` replicas, added up."""
+    """Tallies from any number of ``usage`` replicas, added up; per stats file."""
 
     def __init__(self) -> None:
         self.dirs: dict[tuple[str, int, bytes | None, bytes], list[int]] = {}
@@ -109,13 +104,13 @@ class Totals:
     def add(self, partial: dict[str, Any]) -> None:
         d: Columns = partial["dirs"]
         types = [d[f"type_{i}"].tolist() for i in range(len(FILE_TYPES))]
-        rows = zip(d["volume"].tolist(), d["gid"].tolist(), d["base"].tolist(),
+        rows = zip(d["source"].tolist(), d["gid"].tolist(), d["base"].tolist(),
                    d["sub"].tolist(), d["usage"].tolist(), d["files"].tolist(),
                    d["newest"].tolist(), *types, strict=True)  # fmt: skip
-        for vol, gid, base, sub, usage, files, newest, *per_type in rows:
-            cur = self.dirs.get((vol, gid, base, sub))
+        for src, gid, base, sub, usage, files, newest, *per_type in rows:
+            cur = self.dirs.get((src, gid, base, sub))
             if cur is None:
-                self.dirs[(vol, gid, base, sub)] = [usage, files, newest, *per_type]
+                self.dirs[(src, gid, base, sub)] = [usage, files, newest, *per_type]
             else:
                 cur[0] += usage
                 cur[1] += files
@@ -123,8 +118,8 @@ class Totals:
                 for i, v in enumerate(per_type):
                     cur[3 + i] += v
         u: Columns = partial["users"]
-        for vol, uid, gid, usage, files, newest in zip(
-            u["volume"].tolist(),
+        for src, uid, gid, usage, files, newest in zip(
+            u["source"].tolist(),
             u["uid"].tolist(),
             u["gid"].tolist(),
             u["usage"].tolist(),
@@ -132,9 +127,9 @@ class Totals:
             u["newest"].tolist(),
             strict=True,
         ):
-            cur = self.users.get((vol, uid, gid))
+            cur = self.users.get((src, uid, gid))
             if cur is None:
-                self.users[(vol, uid, gid)] = [usage, files, newest]
+                self.users[(src, uid, gid)] = [usage, files, newest]
             else:
                 cur[0] += usage
                 cur[1] += files
@@ -143,10 +138,10 @@ class Totals:
             self.accepted[file] = self.accepted.get(file, 0) + n
 
     def groups(self) -> dict[tuple[str, int, bytes | None], list[int]]:
-        """Per (volume, gid, base directory): usage, files, newest."""
+        """Per (stats file, gid, base directory): usage, files, newest."""
         out: dict[tuple[str, int, bytes | None], list[int]] = {}
-        for (vol, gid, base, _), (usage, files, newest, *_) in self.dirs.items():
-            cur = out.setdefault((vol, gid, base), [0, 0, INT64_MIN])
+        for (src, gid, base, _), (usage, files, newest, *_) in self.dirs.items():
+            cur = out.setdefault((src, gid, base), [0, 0, INT64_MIN])
             cur[0] += usage
             cur[1] += files
             cur[2] = max(cur[2], newest)
@@ -154,14 +149,40 @@ class Totals:
 
 
 class Reports:
-    """Write the wrstat usage reports (see the module docstring) into ``dir``."""
+    """Write the wrstat usage reports (see the module docstring) into ``dir``.
 
-    def __init__(self, dir: str) -> None:
+    ``history``: the history store (``""``: ``<dir>/history.sqlite``; a path; a
+    ``mysql://USER@HOST[:PORT]/DATABASE`` URL; ``off``). ``identities``: ``system``,
+    ``ldap`` (with ``ldap``: search bases and attribute names) or a mapping file's path.
+    ``quota_command`` (``""``: none) and ``quota_file``: where quotas come from.
+    ``warnings``: the warning table (default lurge's); ``forecast_points``: snapshots a
+    forecast is fitted to; ``plots``: pictures of that many groups closest to full;
+    ``retry``: ``{attempts, backoff}`` for history writes."""
+
+    def __init__(
+        self,
+        dir: str,
+        history: str | None = None,
+        identities: str | None = None,
+        ldap: Mapping[str, Any] | None = None,
+        quota_command: str | None = LFS_QUOTA,
+        quota_file: str | None = None,
+        warnings: Mapping[str, Any] | None = None,
+        forecast_points: int = DEFAULT_POINTS,
+        plots: int = 10,
+        retry: Mapping[str, float] | None = None,
+    ) -> None:
         self.dir = Path(dir)
         self.totals = Totals()
         self.files: dict[str, dict[str, Any]] = {}
         self.rejects: list[dict[str, Any]] = []
-        self.names = Names()
+        self.plots = plots
+        self.enricher = Enricher(self.dir, history, identities, ldap, quota_command,
+                                 quota_file, warnings, forecast_points, retry)  # fmt: skip
+
+    async def setup(self, ctx: Context) -> None:
+        await asyncio.to_thread(self.dir.mkdir, parents=True, exist_ok=True)
+        await self.enricher.start(ctx)
 
     def process(self, item: Any, ctx: Context) -> None:
         for one in item if isinstance(item, list) else [item]:
@@ -173,21 +194,34 @@ class Reports:
             elif kind == "file":
                 self.files[one["file"]] = one
 
-    def finish(self, ctx: Context) -> None:
+    async def finish(self, ctx: Context) -> None:
         self._check()
-        self.dir.mkdir(parents=True, exist_ok=True)
-        dates: dict[str, list[dict[str, Any]]] = {}
-        for note in self.files.values():
-            date = time.strftime("%Y%m%d", time.gmtime(note["snapshot"]))
-            dates.setdefault(date, []).append(note)
-        for date, notes in sorted(dates.items()):
-            rejected = self._write(date, notes)
-            lines = sum(n["lines"] for n in notes)
-            ctx.log.info(
-                "reports for %s written to %s: %s lines from %d file(s), %s rejected%s",
-                date, self.dir, f"{lines:,}", len(notes), f"{rejected:,}",
-                f" (see rejects-{date}.tsv)" if rejected else "",
-            )  # fmt: skip
+        try:
+            dates = self._figures()
+            enriched = await self.enricher.enrich(list(dates.values()), ctx)
+            for day, figures in sorted(dates.items()):
+                date = f"{day:%Y%m%d}"
+                rejected = await asyncio.to_thread(
+                    self._write, date, figures, enriched, self._notes(date)
+                )
+                notes = self._notes(date)
+                lines = sum(n["lines"] for n in notes)
+                ctx.log.info(
+                    "reports for %s written to %s: %s lines from %d file(s), %s rejected%s",
+                    date, self.dir, f"{lines:,}", len(notes), f"{rejected:,}",
+                    f" (see rejects-{date}.tsv)" if rejected else "",
+                )  # fmt: skip
+            if dates and enriched.unknown_quotas:
+                await asyncio.to_thread(self._unknown_quotas, f"{max(dates):%Y%m%d}", enriched, ctx)
+            if dates and self.plots > 0:
+                newest = max(dates)
+                await self._pictures(dates[newest], enriched, ctx)
+        finally:
+            await self.enricher.close()
+
+    def _notes(self, date: str) -> list[dict[str, Any]]:
+        return [n for n in self.files.values()
+                if time.strftime("%Y%m%d", time.gmtime(n["snapshot"])) == date]  # fmt: skip
 
     def _check(self) -> None:
         """Every line is in the reports or in the rejects, once."""
@@ -203,38 +237,57 @@ class Reports:
                 )
                 raise RuntimeError(msg)
 
-    def _write(self, date: str, notes: list[dict[str, Any]]) -> int:
-        """Write the reports of one snapshot date; returns how many lines were rejected."""
-        vols = {n["volume"]: n for n in notes}
+    def _figures(self) -> dict[dt.date, DateFigures]:
+        """The tallies of each snapshot date, as rows (before names and forecasts)."""
+        dates: dict[dt.date, DateFigures] = {}
+        for info in self.files.values():
+            day = dt.datetime.fromtimestamp(info["snapshot"], dt.UTC).date()
+            dates.setdefault(day, DateFigures(day))
         t = self.totals
-        names = self.names
 
-        def top(vol: str, base: bytes | None) -> str:
-            return outside(vols[vol]["mount"]) if base is None else go_escape(base)
+        def note(file: str) -> tuple[dict[str, Any], DateFigures]:
+            n = self.files[file]
+            return n, dates[dt.datetime.fromtimestamp(n["snapshot"], dt.UTC).date()]
 
-        group_rows = []
-        for (vol, gid, base), (usage, files, newest) in t.groups().items():
-            if vol in vols:
-                snap = vols[vol]["snapshot"]
-                days = f"{days_since(snap, newest):.1f}"
-                group_rows.append((vol, top(vol, base), None, names.group(gid), gid, usage,
-                                   None, days, files, None))  # fmt: skip
-        group_rows.sort(key=lambda r: (r[0], r[1], r[4]))
-        user_rows = []
-        for (vol, uid, gid), (usage, files, newest) in t.users.items():
-            if vol in vols:
-                snap = vols[vol]["snapshot"]
-                user_rows.append((vol, names.user(uid), uid, names.group(gid), gid, usage, files,
-                                  f"{days_since(snap, newest):.1f}"))  # fmt: skip
-        user_rows.sort(key=lambda r: (r[0], r[2], r[4]))
-        dir_rows = []
-        for (vol, gid, base, sub), (usage, files, newest, *per_type) in t.dirs.items():
-            if vol in vols:
-                snap = vols[vol]["snapshot"]
-                days = f"{days_since(snap, newest):.1f}"
-                dir_rows.append((vol, top(vol, base), go_escape(sub), names.group(gid), gid,
-                                 usage, files, days, *per_type))  # fmt: skip
-        dir_rows.sort(key=lambda r: (r[0], r[1], r[2], r[4]))
+        def top(n: dict[str, Any], base: bytes | None) -> str:
+            return outside(n["mount"]) if base is None else go_escape(base)
+
+        for (file, gid, base), (usage, files, newest) in t.groups().items():
+            n, d = note(file)
+            d.groups.append(GroupFigures(n["volume"], n["mount"], gid, top(n, base), usage,
+                                         files, days_since(n["snapshot"], newest)))  # fmt: skip
+        for (file, uid, gid), (usage, files, newest) in t.users.items():
+            n, d = note(file)
+            d.users.append(UserFigures(n["volume"], uid, gid, usage, files,
+                                       days_since(n["snapshot"], newest)))  # fmt: skip
+        for (file, gid, base, sub), (usage, files, newest, *per_type) in t.dirs.items():
+            n, d = note(file)
+            types = {k: v for k, v in zip(FILE_TYPES, per_type, strict=True) if v}
+            d.directories.append(DirectoryFigures(
+                n["volume"], top(n, base), go_escape(sub), gid, usage, files,
+                days_since(n["snapshot"], newest), types))  # fmt: skip
+        for d in dates.values():
+            d.groups.sort(key=lambda g: (g.volume, g.base_directory, g.gid))
+            d.users.sort(key=lambda u: (u.volume, u.uid, u.gid))
+            d.directories.sort(key=lambda x: (x.volume, x.base_directory, x.path, x.gid))
+        return dates
+
+    def _write(self, date: str, d: DateFigures, e: Enriched, notes: list[dict[str, Any]]) -> int:
+        """Write the reports of one snapshot date; returns how many lines were rejected."""
+        s = e.dates[d.date]
+        group_rows = [
+            (g.volume, g.base_directory, known(e.groups[g.gid].pi), e.groups[g.gid].name, g.gid,
+             g.used, quota, f"{g.last_modified_days:.1f}", g.files, warning,
+             None if full is None else f"{full:.1f}")
+            for g, quota, warning, full in zip(d.groups, s.quota, s.warning, s.days_to_full,
+                                               strict=True)
+        ]  # fmt: skip
+        user_rows = [(u.volume, e.users[u.uid], u.uid, e.groups[u.gid].name, u.gid, u.used,
+                      u.files, f"{u.last_modified_days:.1f}") for u in d.users]  # fmt: skip
+        dir_rows = [(x.volume, x.base_directory, x.path, e.groups[x.gid].name, x.gid, x.used,
+                     x.files, f"{x.last_modified_days:.1f}",
+                     *(x.filetypes.get(t, 0) for t in FILE_TYPES))
+                    for x in d.directories]  # fmt: skip
         inputs = {n["file"] for n in notes}
         reject_rows = sorted(
             ((r["file"], r["line"], r["reason"], r["raw"]) for r in self.rejects
@@ -246,6 +299,47 @@ class Reports:
         write_atomically(self.dir / f"rejects-{date}.tsv", tsv(REJECT_COLUMNS, reject_rows))
         return len(reject_rows)
 
+    def _unknown_quotas(self, date: str, e: Enriched, ctx: Context) -> None:
+        """Every group without a quota, and why, in a file; one line in the run summary."""
+        path = self.dir / f"quota-unknown-{date}.tsv"
+        write_atomically(path, tsv(("Volume", "Group", "Reason"), e.unknown_quotas))
+        reasons = Counter(why for _, _, why in e.unknown_quotas)
+        names = list(dict.fromkeys(group for _, group, _ in e.unknown_quotas))
+        volumes = len({volume for volume, _, _ in e.unknown_quotas})
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        why, n = reasons.most_common(1)[0]
+        also = f" ({n} of {len(e.unknown_quotas)})" if len(reasons) > 1 else ""
+        ctx.warn(
+            f"no quota for {len(names)} group(s) on {volumes} volume(s) ({shown}): "
+            f"{why}{also}; their Quota and Warning are '-'. Each, with the reason, is in {path}; "
+            "set quota_command, or QUOTA_FILE to a group,limit[,volume] CSV (KiB)"
+        )
+
+    async def _pictures(self, d: DateFigures, e: Enriched, ctx: Context) -> None:
+        """Pictures of the groups closest to full on the newest date, with their history."""
+        from stages.wrstat import plots  # noqa: PLC0415 - matplotlib only when drawing
+
+        s = e.dates[d.date]
+        horizon = max(e.thresholds.horizons, default=7)
+        now = [
+            plots.GroupPicture(g.volume, e.groups[g.gid].name, g.base_directory, [d.date],
+                               [float(g.used)], float(quota), slope, horizon, warning or "")
+            for g, quota, slope, warning in zip(d.groups, s.quota, s.slope, s.warning,
+                                                strict=True) if quota
+        ]  # fmt: skip
+        gids = {(g.volume, g.base_directory, e.groups[g.gid].name): g.gid for g in d.groups}
+        pictures = []
+        for p in plots.closest_to_full(now, self.plots):
+            gid = gids[(p.volume, p.base_directory, p.group)]
+            kept = dict(await self.enricher.series(gid, p.volume, p.base_directory))
+            kept[d.date] = int(p.used[-1])
+            days = sorted(kept)
+            pictures.append(replace(p, dates=days, used=[float(kept[x]) for x in days]))
+        if pictures:
+            paths = await asyncio.to_thread(plots.draw_all, pictures, self.dir)
+            ctx.log.info("%d picture(s) of the groups closest to full: %s", len(paths),
+                         ", ".join(p.name for p in paths))  # fmt: skip
+
     def _both(self, stem: str, header: Sequence[str], rows: list[tuple[Any, ...]],
               keys: Sequence[str]) -> None:  # fmt: skip
         write_atomically(self.dir / f"{stem}.tsv", tsv(header, rows))
@@ -254,11 +348,13 @@ class Reports:
 
 
 def _number(key: str, value: Any) -> Any:
-    return float(value) if key == "last_modified_days" else value
+    if key in ("last_modified_days", "days_until_full") and value is not None:
+        return float(value)
+    return value
 
 
 _GROUP_KEYS = ("volume", "top_level_path", "pi", "group", "gid", "usage", "quota",
-               "last_modified_days", "files", "warning")  # fmt: skip
+               "last_modified_days", "files", "warning", "days_until_full")  # fmt: skip
 _USER_KEYS = ("volume", "user", "uid", "group", "gid", "usage", "files", "last_modified_days")
 _DIRECTORY_KEYS = ("volume", "top_level_path", "directory", "group", "gid", "usage", "files",
                    "last_modified_days", *(f"usage_{t.replace('/', '_').replace('.', '_')}"

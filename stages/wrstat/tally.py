@@ -3,8 +3,9 @@
 For each accepted line: its base directory (by the rules, or by a basedirs file), the
 sub-directory under it (one component; two under ``users/`` and ``projects/``), its usage
 (``size // nlink``, nlink 0 counted as 1), its file type if it is a regular file, and its
-mtime capped at the snapshot time; then one add to its (volume, gid, base, sub) row and one
-to its (volume, uid, gid) row. Paths are compared as bytes, by whole components.
+mtime capped at the snapshot time; then one add to its (source, gid, base, sub) row and one
+to its (source, uid, gid) row, where the source is the stats file the line came from (one
+volume's snapshot). Paths are compared as bytes, by whole components.
 """
 
 from __future__ import annotations
@@ -398,7 +399,7 @@ class Tally:
 
     def __init__(self, base: Rules | Listed) -> None:
         self.base = base
-        self.volumes: dict[str, int] = {}
+        self.sources: dict[str, int] = {}
         self.probes = Strings()
         self.decisions = np.full(1024, UNDECIDED, dtype=np.int64)
         self.decided = 0
@@ -411,11 +412,11 @@ class Tally:
         self.scratch = np.empty(SCRATCH, dtype=np.int64)
 
     def add(
-        self, data: np.ndarray, encoding: int, ncols: int, volume: str, snapshot: int,
-        file: str, line: int,
+        self, data: np.ndarray, encoding: int, ncols: int, snapshot: int, file: str, line: int,
     ) -> list[dict[str, Any]]:  # fmt: skip
-        """Add a chunk of lines; returns reject records for the lines that are not valid."""
-        vol = self.volumes.setdefault(volume, len(self.volumes))
+        """Add a chunk of lines of ``file``; returns reject records for the lines that are
+        not valid."""
+        vol = self.sources.setdefault(file, len(self.sources))
         n_max = int(count_lines(data))
         nbytes = len(data)
         for strings in (self.subs, self.bases, self.probes):
@@ -486,7 +487,7 @@ class Tally:
 
     def partial(self) -> dict[str, Any]:
         """The totals so far, as columns: ``dirs`` and ``users``."""
-        names = {v: k for k, v in self.volumes.items()}
+        names = {v: k for k, v in self.sources.items()}
         d = len(self.dirs)
         keys, vals = self.dirs.keys[:d], self.dirs.values[:d]
         bases = self.bases.all()
@@ -498,7 +499,7 @@ class Tally:
             base_col[r] = base
             sub_col[r] = b"." if s == DOT else subs[s][len(base or b"") + 1 :]
         dirs = Columns(
-            volume=np.array([names[v] for v in (keys[:, 0] >> 32).tolist()], dtype=object),
+            source=np.array([names[v] for v in (keys[:, 0] >> 32).tolist()], dtype=object),
             gid=(keys[:, 0] & 0xFFFFFFFF).astype(np.uint32),
             base=base_col,
             sub=sub_col,
@@ -510,7 +511,7 @@ class Tally:
         u = len(self.users)
         ukeys, uvals = self.users.keys[:u], self.users.values[:u]
         users = Columns(
-            volume=np.array([names[v] for v in (ukeys[:, 0] >> 32).tolist()], dtype=object),
+            source=np.array([names[v] for v in (ukeys[:, 0] >> 32).tolist()], dtype=object),
             uid=(ukeys[:, 0] & 0xFFFFFFFF).astype(np.uint32),
             gid=ukeys[:, 1].astype(np.uint32),
             usage=uvals[:, USAGE].copy(),
@@ -526,5 +527,5 @@ def warm() -> None:
     warm_parser()
     with compiling_notice("the wrstat usage tally"):
         tally = Tally(Rules())
-        tally.add(np.frombuffer(SAMPLE, dtype=np.uint8), BASE64, 11, "scratch1", 10, "x", 1)
+        tally.add(np.frombuffer(SAMPLE, dtype=np.uint8), BASE64, 11, 10, "x", 1)
         Listed([(1, b"/lustre/scratch1/humgen")])

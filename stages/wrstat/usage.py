@@ -1,7 +1,7 @@
 """The ``usage`` stage: parse chunks of stats lines and tally them; replicate it freely.
 
-Each replica keeps running totals per (volume, gid, base directory, sub-directory) and per
-(volume, uid, gid), and sends them on at the end of the stream; ``report`` adds up the
+Each replica keeps running totals per (stats file, gid, base directory, sub-directory) and
+per (stats file, uid, gid), and sends them on at the end of the stream; ``report`` adds up the
 replicas' totals, so the reports are the same with one replica or many. Reject records, and
 the reader's notes about each file, are passed on to ``report`` as they come.
 """
@@ -51,8 +51,8 @@ class Usage:
     def process(self, item: dict[str, Any], ctx: Context) -> Any:
         if item.get("kind") != "chunk":
             return item  # the reader's notes and rejects go on to the report
-        bad = self.tally.add(item["data"], item["encoding"], item["ncols"], item["volume"],
-                             item["snapshot"], item["file"], item["line"])  # fmt: skip
+        bad = self.tally.add(item["data"], item["encoding"], item["ncols"], item["snapshot"],
+                             item["file"], item["line"])  # fmt: skip
         return bad or None
 
     def finish(self, ctx: Context) -> dict[str, Any]:

@@ -79,7 +79,7 @@ def test_listed_base_directories_match_whole_components_and_their_gid() -> None:
         line(b"/v/p1/sub/deeper/c", 10000, 1),  # the longest listed path wins
         line(b"/v/p1/a", 100000, 2),         # gid 2 has no base directory here
     ])  # fmt: skip
-    assert tally.add(np.frombuffer(data, dtype=np.uint8), K.BASE64, 11, "v", 5, "f", 1) == []
+    assert tally.add(np.frombuffer(data, dtype=np.uint8), K.BASE64, 11, 5, "f", 1) == []
     d = tally.partial()["dirs"]
     got = {
         (b, gid): int(u)

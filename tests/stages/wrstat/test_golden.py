@@ -48,14 +48,18 @@ QUOTED = {
 }
 
 GROUP = """\
-Volume	Top Level Path	PI	Group	GID	Usage (bytes)	Quota (bytes)	Last Modified (days)	Files	Warning
-scratch123	/lustre/scratch123 (outside any base directory)	-	{g0}	0	2048	-	10.0	0	-
-scratch123	/lustre/scratch123 (outside any base directory)	-	{g1000}	1000	2048	-	5.0	0	-
-scratch123	/lustre/scratch123/humgen/projects/p1	-	{g1000}	1000	4763	-	0.0	3	-
-scratch123	/lustre/scratch123/humgen/projects/p10	-	{g2000}	2000	2000	-	40.0	1	-
-scratch123	/lustre/scratch123/realdata/mdt2/projects	-	{g3000}	3000	700	-	7.0	1	-
-scratch123	/lustre/scratch123/team/t\\tx	-	{g3000}	3000	330	-	1.0	1	-
+Volume	Top Level Path	PI	Group	GID	Usage (bytes)	Quota (bytes)	Last Modified (days)	Files	Warning	Days Until Full
+scratch123	/lustre/scratch123 (outside any base directory)	-	{g0}	0	2048	0	10.0	0	OK	-
+scratch123	/lustre/scratch123 (outside any base directory)	Smith	{g1000}	1000	2048	5120	5.0	0	OK	-
+scratch123	/lustre/scratch123/humgen/projects/p1	Smith	{g1000}	1000	4763	5120	0.0	3	Not OK	-
+scratch123	/lustre/scratch123/humgen/projects/p10	Jones	{g2000}	2000	2000	102400	40.0	1	OK	-
+scratch123	/lustre/scratch123/realdata/mdt2/projects	-	{g3000}	3000	700	-	7.0	1	-	-
+scratch123	/lustre/scratch123/team/t\\tx	-	{g3000}	3000	330	-	1.0	1	-	-
 """
+#: who is who: groups 1000 and 2000 and user 101 from a mapping file, the rest from the system
+MAPPING = "group\t1000\thgi\tSmith\ngroup\t2000\tteam2000\tJones\nuser\t101\talice\n"
+#: root has no limit; hgi 5 KiB, so p1 (4,763 bytes, 93%) is Not OK; gid 3000 has no quota
+QUOTAS = "group,limit\nroot,0\nhgi,5\n2000,100\n"
 USER = """\
 Volume	User	UID	Group	GID	Usage (bytes)	Files	Last Modified (days)
 scratch123	{u0}	0	{g0}	0	2048	0	10.0
@@ -140,8 +144,8 @@ def names() -> dict[str, str]:
         except KeyError:
             return str(uid)
 
-    out = {f"g{g}": group(g) for g in (0, 1000, 2000, 3000)}
-    out.update({f"u{u}": user(u) for u in (0, 101, 102, 103, 104)})
+    out = {f"g{g}": group(g) for g in (0, 3000)} | {"g1000": "hgi", "g2000": "team2000"}
+    out.update({f"u{u}": user(u) for u in (0, 102, 103, 104)} | {"u101": "alice"})
     return out
 
 
@@ -151,14 +155,27 @@ def test_a_hand_made_file_gives_the_hand_checked_reports(
 ) -> None:
     write_fixture(tmp_path / "in", era)
     out = tmp_path / "reports"
+    (tmp_path / "ids.tsv").write_text(MAPPING)
+    (tmp_path / "quotas.csv").write_text(QUOTAS)
     report = run_topology(
         (REPO / "topology.yaml").read_text(),
         run_dir,
         WRSTAT_DIR=str(tmp_path / "in"),
         REPORT_DIR=str(out),
         USAGE_REPLICAS="2",
+        IDENTITIES=str(tmp_path / "ids.tsv"),
+        QUOTA_FILE=str(tmp_path / "quotas.csv"),
     )
     assert report.ok, report.errors
+    # gid 3000's quota is nobody's: the summary says so and names the file that says why
+    assert (
+        len(report.warnings) == 1
+        and "no quota for 1 group(s) on 1 volume(s)" in (report.warnings[0])
+    )
+    unknown = (out / "quota-unknown-20261101.tsv").read_text().splitlines()
+    assert unknown[0] == "Volume\tGroup\tReason" and len(unknown) == 2
+    assert unknown[1].startswith(f"scratch123\t{names()['g3000']}\t")
+    assert "has no row for group" in unknown[1]
     n = names()
     assert (out / "group-20261101.tsv").read_text() == GROUP.format(**n)
     assert (out / "user-20261101.tsv").read_text() == USER.format(**n)

@@ -168,7 +168,7 @@ def test_the_tally_reuses_shared_prefixes_without_mixing_paths_up() -> None:
                 lines.append(b"garbage")
         tally = Tally(Rules())
         data = np.frombuffer(b"\n".join(lines) + b"\n", dtype=np.uint8)
-        bad = tally.add(data, encoding, 11, "scratch1", snapshot, "f", 1)
+        bad = tally.add(data, encoding, 11, snapshot, "f", 1)
         assert [r["line"] for r in bad] == [4]
         cols = tally.partial()["dirs"]
         rows = {

@@ -22,7 +22,7 @@ def picture(group: str, used_last: float, quota: float | None, slope: float) -> 
 
 def test_a_picture_is_a_png_with_the_quota_line_drawn(tmp_path: Path) -> None:
     path = draw(picture("hgi/odd name", 80 * TiB, 100 * TiB, 3 * TiB), tmp_path)
-    assert path.name == "usage-scratch117-hgi_odd_name-20261105.png"
+    assert path.name == "usage-scratch117-hgi_odd_name-x-20261105.png"
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     pixels = image.imread(path)
     assert pixels.shape[:2] == (450, 800)

@@ -23,18 +23,24 @@ def test_each_snapshot_date_gets_its_own_set(tmp_path: Path, run_dir: Path) -> N
     assert report.ok, report.errors
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(
-        f"{kind}-{date}.{ext}"
-        for date in ("20261101", "20261108")
-        for kind, ext in [
-            ("group", "tsv"),
-            ("group", "jsonl"),
-            ("user", "tsv"),
-            ("user", "jsonl"),
-            ("directory", "tsv"),
-            ("directory", "jsonl"),
-            ("rejects", "tsv"),
+        [
+            *(
+                f"{kind}-{date}.{ext}"
+                for date in ("20261101", "20261108")
+                for kind, ext in [
+                    ("group", "tsv"),
+                    ("group", "jsonl"),
+                    ("user", "tsv"),
+                    ("user", "jsonl"),
+                    ("directory", "tsv"),
+                    ("directory", "jsonl"),
+                    ("rejects", "tsv"),
+                ]
+            ),
+            "history.sqlite",  # the history, and the quotas nobody knew (no lfs here)
+            "quota-unknown-20261108.tsv",
         ]
-    )  # fmt: skip  (no temporary files are left behind)
+    )  # fmt: skip  (and no temporary files are left behind)
     assert {r["volume"] for r in read_jsonl(out / "group-20261101.jsonl")} == {"scratch1"}
     assert {r["volume"] for r in read_jsonl(out / "group-20261108.jsonl")} == {"scratch2"}
 
@@ -48,7 +54,7 @@ def test_tsv_and_json_lines_hold_the_same_rows(tmp_path: Path, run_dir: Path) ->
     tsv = (out / "group-20261101.tsv").read_text().splitlines()
     assert tsv[0].split("\t") == [
         "Volume", "Top Level Path", "PI", "Group", "GID", "Usage (bytes)", "Quota (bytes)",
-        "Last Modified (days)", "Files", "Warning",
+        "Last Modified (days)", "Files", "Warning", "Days Until Full",
     ]  # fmt: skip
     rows = read_jsonl(out / "group-20261101.jsonl")
     assert len(rows) == len(tsv) - 1 > 3
@@ -57,8 +63,9 @@ def test_tsv_and_json_lines_hold_the_same_rows(tmp_path: Path, run_dir: Path) ->
         assert cells[0] == row["volume"] and cells[1] == row["top_level_path"]
         assert int(cells[4]) == row["gid"] and int(cells[5]) == row["usage"]
         assert float(cells[7]) == row["last_modified_days"] and int(cells[8]) == row["files"]
-        assert cells[2] == cells[6] == cells[9] == "-"
+        assert cells[2] == cells[6] == cells[9] == cells[10] == "-"  # no PI, quota or forecast
         assert row["pi"] is None and row["quota"] is None and row["warning"] is None
+        assert row["days_until_full"] is None
     keys = [(r[0], r[1], int(r[4])) for r in (x.split("\t") for x in tsv[1:])]
     assert keys == sorted(keys)  # by volume, top level path, gid
     users = (out / "user-20261101.tsv").read_text().splitlines()
