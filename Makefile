@@ -1,5 +1,5 @@
 # Set-up and checks; every target works on a fresh machine (it creates .venv itself).
-#   make run    install, write sample data, run the default topology.yaml
+#   make run    install, write sample data, run the default topology.yaml on it
 #   make test   install the test tools, lint, type-check and run the whole test suite
 
 PYTHON ?= python3
@@ -21,9 +21,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The sample: five volumes of every wrstat era, each with the four days before it (for the
+# history and its forecasts), and who owns it (names, PIs, quotas) in two files beside it.
+SAMPLE := sample-data/wrstat
+
 run: $(STAMP)
-	$(VENV)/bin/pipeline gen wrstat sample-data/wrstat
-	$(VENV)/bin/pipeline run topology.yaml
+	$(VENV)/bin/pipeline gen wrstat $(SAMPLE) --history 4
+	$(VENV)/bin/pipeline run topology.yaml -e WRSTAT_SNAPSHOTS=all \
+	  -e IDENTITIES=$(SAMPLE)/identities.tsv -e QUOTA_FILE=$(SAMPLE)/quotas.csv
 
 check: $(STAMP)
 	$(VENV)/bin/ruff check pipeline stages bench tests

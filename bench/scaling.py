@@ -91,8 +91,9 @@ def _keep_scaling(waiter: threading.Thread, registry: Path, every: float) -> int
 
 
 def same_reports(a: Path, b: Path) -> list[str]:
-    """Files that differ between two report folders (or are in only one)."""
-    cmp = filecmp.dircmp(a, b)
+    """Files that differ between two report folders (or are in only one); the history
+    store is not a report (it notes when it was written)."""
+    cmp = filecmp.dircmp(a, b, ignore=["history.sqlite"])
     diff = list(cmp.left_only) + list(cmp.right_only)
     _, mismatch, errors = filecmp.cmpfiles(a, b, cmp.common_files, shallow=False)
     return diff + mismatch + errors

@@ -37,6 +37,7 @@ from rich.progress import MofNCompleteColumn, Progress
 from pipeline.errors import UsageError
 from stages.wrstat.gz import gzip_module as _gzip
 from stages.wrstat.naming import FULLWIDTH_SLASH
+from stages.wrstat.sample_accounts import write_identities, write_quotas
 
 
 @dataclass(frozen=True)
@@ -137,8 +138,12 @@ class Entry:
 class Volume:
     """One volume's tree, walked depth first."""
 
-    def __init__(self, name: str, lines: int, snapshot: int, rng: random.Random) -> None:
+    def __init__(
+        self, name: str, lines: int, snapshot: int, rng: random.Random, scale: float = 1.0
+    ) -> None:
         self.name = name
+        #: files' sizes are multiplied by this (older snapshots of a growing tree)
+        self.scale = scale
         self.mount = f"/lustre/{name}".encode()
         self.target = lines
         self.snapshot = snapshot
@@ -150,6 +155,8 @@ class Volume:
         # groups of very unequal size: a few big ones, many small ones
         self.groups = [(1000 + i * 7, 1.0 / (i + 1) ** 1.3) for i in range(40)]
         self.users = [20000 + i for i in range(120)]
+        #: the base directory being walked (None: above them all)
+        self.base: bytes | None = None
 
     def _entry(self, path: bytes, kind: str, uid: int, gid: int, size: int = 0) -> Entry:
         rng = self.rng
@@ -189,7 +196,7 @@ class Volume:
         kind = rng.choices("flsF", cum_weights=_KIND_CUM)[0]
         size = 0
         if kind == "f":
-            size = int(math.exp(rng.gauss(math.log(typical), 1.2)))
+            size = int(math.exp(rng.gauss(math.log(typical), 1.2)) * self.scale)
         e = self._entry(path, kind, uid, gid, size)
         if kind == "f" and rng.random() < 0.01:  # a hard link, met again later
             e.nlink = 2
@@ -226,6 +233,7 @@ class Volume:
                 above = self.mount + b"/" + b"/".join(parts[:k])
                 if above not in emitted_dirs:
                     emitted_dirs.add(above)
+                    self.base = None
                     yield self._entry(above, "d", 0, gid)
             yield from self._base(base, gid, budget)
         for e in self.hardlinks:  # the second name of each hard-linked file
@@ -234,6 +242,7 @@ class Volume:
 
     def _base(self, base: bytes, gid: int, budget: int) -> Iterator[Entry]:
         rng = self.rng
+        self.base = base
         members = rng.sample(self.users, 4)
         yield self._entry(base, "d", members[0], gid)
         count = 1
@@ -267,11 +276,16 @@ class Volume:
                 count += 1
 
 
+def reported_size(e: Entry, era: Era) -> int:
+    """Column 2 as this era wrote it."""
+    if not era.apparent_sizes and e.type == "l":
+        return 0  # symlinks came out as 0 before wrstat 6.2
+    return e.size if not era.apparent_sizes else e.apparent
+
+
 def line(e: Entry, era: Era) -> bytes:
     path = e.path + b"/" if era.dir_slash and e.type == "d" else e.path
-    size = e.size if not era.apparent_sizes else e.apparent
-    if not era.apparent_sizes and e.type == "l":
-        size = 0  # symlinks came out as 0 before wrstat 6.2
+    size = reported_size(e, era)
     fields = [encode_path(path, era), b"%d" % size, b"%d" % e.uid, b"%d" % e.gid,
               b"%d" % e.atime, b"%d" % e.mtime, b"%d" % e.ctime, e.type.encode(),
               b"%d" % e.inode, b"%d" % e.nlink, b"%d" % e.dev]  # fmt: skip
@@ -297,12 +311,17 @@ def write_volume(
     snapshot: int,
     seed: int,
     advance: Callable[[int], None] = lambda n: None,
+    usage: dict[tuple[str, int, bytes | None], int] | None = None,
+    uids: set[int] | None = None,
+    scale: float = 1.0,
 ) -> tuple[Path, int]:
     """Write one stats file; returns its path and line count. ``advance`` is told of
-    every batch of lines written."""
+    every batch of lines written; ``usage`` gets the bytes each gid uses in each of the
+    generated base directories (size // nlink, as the reports count them) and ``uids``
+    every uid seen. ``scale`` multiplies the files' sizes."""
     path = file_path(folder, volume, era, snapshot)
     path.parent.mkdir(parents=True, exist_ok=True)
-    vol = Volume(volume, lines, snapshot, random.Random(f"{seed}-{volume}"))
+    vol = Volume(volume, lines, snapshot, random.Random(f"{seed}-{volume}"), scale)
     n = 0
     f: BinaryIO
     with _gzip.open(path, "wb", compresslevel=1) as f:
@@ -310,6 +329,11 @@ def write_volume(
         for entry in vol.walk():
             buf.append(line(entry, era))
             n += 1
+            if usage is not None:
+                key = (volume, entry.gid, vol.base)
+                usage[key] = usage.get(key, 0) + reported_size(entry, era) // max(1, entry.nlink)
+            if uids is not None:
+                uids.add(entry.uid)
             if len(buf) >= 20000:
                 f.write(b"".join(buf))
                 advance(len(buf))
@@ -318,6 +342,10 @@ def write_volume(
         advance(len(buf))
     return path, n
 
+
+#: how much smaller the files of each older daily snapshot are: the groups grow steadily,
+#: so forecasts have a trend
+DAILY_GROWTH = 0.03
 
 DEFAULT_VOLUMES = "scratch117=v3,scratch118=v5.1,scratch119=v5.2,scratch123=v6.2,scratch124=v6.4"
 
@@ -342,6 +370,8 @@ def _run(args: argparse.Namespace) -> int:
             raise UsageError(msg)
         plan.append((volume, ERAS[era]))
     total = 0
+    usage: dict[tuple[str, int, bytes | None], int] = {}
+    uids: set[int] = set()
     # a bar on a terminal; lines of text otherwise
     columns = (*Progress.get_default_columns(), MofNCompleteColumn())
     console = Console(stderr=True)
@@ -349,14 +379,24 @@ def _run(args: argparse.Namespace) -> int:
         for k in range(args.history, -1, -1):  # older snapshots first
             for volume, era in plan:
                 # old names carry only the day (00:00 UTC); new ones a time of day as well
-                when = day - k * 7 * 86400 + (12 * 3600 if era.new_naming else 0)
+                when = day - k * 86400 + (12 * 3600 if era.new_naming else 0)
                 task = bar.add_task(f"{volume} ({era.name})", total=args.lines)
-                path, n = write_volume(folder, volume, era, args.lines, when, args.seed + k,
-                                       functools.partial(bar.advance, task))  # fmt: skip
+                newest = k == 0
+                scale = (1 - DAILY_GROWTH) ** k  # the same tree, its files smaller
+                path, n = write_volume(folder, volume, era, args.lines, when, args.seed,
+                                       functools.partial(bar.advance, task),
+                                       usage if newest else None, uids, scale)  # fmt: skip
                 bar.update(task, total=n, completed=n)
                 total += n
                 print(f"{path}: {n:,} lines ({era.name})")
     print(f"wrote {total:,} lines in {len(plan) * (args.history + 1)} files to {folder}")
+    names = write_identities(folder, {gid for _, gid, _ in usage}, uids)
+    largest: dict[tuple[str, int], int] = {}  # each group's biggest base directory sets its quota
+    for (volume, gid, _), used in usage.items():
+        largest[(volume, gid)] = max(largest.get((volume, gid), 0), used)
+    quotas = write_quotas(folder, largest, args.seed)
+    print(f"{names}: group names, PIs and user names (IDENTITIES={names})")
+    print(f"{quotas}: group quotas per volume (QUOTA_FILE={quotas})")
     return 0
 
 
@@ -368,7 +408,7 @@ def add_generator(kinds: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  pipeline gen wrstat sample-data/wrstat\n"
         "  pipeline gen wrstat big --lines 10000000 --volumes scratch117=v3 --date 20261101\n"
-        "  pipeline gen wrstat history --history 4   # and four older weekly snapshots",
+        "  pipeline gen wrstat history --history 4   # and the four days before",
     )
     p.add_argument("dir", help="folder to write the stats files into")
     p.add_argument("--lines", type=int, default=50000, help="lines per file (default 50000)")
@@ -382,7 +422,8 @@ def add_generator(kinds: Any) -> None:
         "--history",
         type=int,
         default=0,
-        help="also write this many older weekly snapshots of each volume",
+        help="also write this many older daily snapshots of each volume (the same tree, "
+        f"its files {DAILY_GROWTH:.0%} smaller each day back)",
     )
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     p.set_defaults(handler=_run)

@@ -82,10 +82,14 @@ def _candidates(folder: Path) -> list[StatsFile]:
     return found
 
 
-def discover(where: str | os.PathLike[str], max_age_days: float | None = None) -> list[StatsFile]:
+def discover(
+    where: str | os.PathLike[str], max_age_days: float | None = None, every: bool = False
+) -> list[StatsFile]:
     """The stats files to read: ``where`` itself if it is a file, else the newest file of
     each volume in the directory ``where`` (those more than ``max_age_days`` older than the
-    newest file there are left out). Sorted by volume."""
+    newest file there are left out), sorted by volume. With ``every``, each volume's
+    snapshot of every date instead (the newest of a date that has several), oldest first:
+    to fill the usage history from older wrstat output."""
     path = Path(where)
     if path.is_file():
         stats = from_name(path)
@@ -100,18 +104,20 @@ def discover(where: str | os.PathLike[str], max_age_days: float | None = None) -
     if not path.is_dir():
         msg = f"{path}: no such file or directory; point WRSTAT_DIR at wrstat's output"
         raise NamingError(msg)
-    newest: dict[str, StatsFile] = {}
+    newest: dict[tuple[str, str], StatsFile] = {}
     for stats in _candidates(path):
-        best = newest.get(stats.volume)
+        key = (stats.volume, stats.date if every else "")
+        best = newest.get(key)
         if best is None or stats.snapshot > best.snapshot:
-            newest[stats.volume] = stats
+            newest[key] = stats
     if not newest:
         msg = (
             f"{path}: no wrstat stats files here (<YYYYMMDD>_<volume>.<a>.<b>.stats.gz, or "
             "<YYYYMMDD-hhmmss>_<mount path>/stats.gz)"
         )
         raise NamingError(msg)
-    chosen = sorted(newest.values(), key=lambda s: s.volume)
+    order = (lambda s: (s.snapshot, s.volume)) if every else (lambda s: (s.volume, 0))
+    chosen = sorted(newest.values(), key=order)
     if max_age_days is not None:
         latest = max(s.snapshot for s in chosen)
         chosen = [s for s in chosen if latest - s.snapshot <= max_age_days * 86400]

@@ -37,11 +37,19 @@ _GZIP = 31  # wbits: a gzip header and trailer
 
 
 def read_stats(
-    ctx: Context, path: str, max_age_days: float | None = None, chunk_mib: float = 4.0
+    ctx: Context,
+    path: str,
+    max_age_days: float | None = None,
+    chunk_mib: float = 4.0,
+    snapshots: str | None = "newest",
 ) -> Iterator[dict[str, Any]]:
     """Chunks of the newest stats file of each volume under ``path`` (or of the one file
-    ``path``); files are shared out among the replicas of this stage."""
-    files = discover(path, max_age_days)[ctx.replica :: ctx.replicas]
+    ``path``); with ``snapshots: all``, of every snapshot of each volume, oldest first (to
+    fill the history from older output). Files are shared out among the replicas."""
+    if (snapshots or "newest") not in ("newest", "all"):
+        raise ValueError(f"snapshots must be 'newest' or 'all', got {snapshots!r}")
+    every = snapshots == "all"
+    files = discover(path, max_age_days, every)[ctx.replica :: ctx.replicas]
     progress = _Progress(ctx, sum(stats.path.stat().st_size for stats in files))
     for stats in files:
         yield from read_file(ctx, stats, max(1, int(chunk_mib * MIB)), progress)
