@@ -66,9 +66,10 @@ gidNumber: 1314
 
 
 class Slapd(ServerProcess):
-    """``ldap://127.0.0.1:port`` with ``SEED`` loaded; anonymous reads, ``ADMIN`` binds."""
+    """``ldap://127.0.0.1:port`` with ``SEED`` (and the LDIF entries ``extra``) loaded;
+    anonymous reads, ``ADMIN`` binds."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, extra: str = "") -> None:
         self.folder = folder
         (folder / "db").mkdir(parents=True)
         self.port = free_port()
@@ -86,7 +87,7 @@ class Slapd(ServerProcess):
             f"directory {folder / 'db'}\n"
         )
         seed = folder / "seed.ldif"
-        seed.write_text(SEED.lstrip())
+        seed.write_text(SEED.lstrip() + extra)
         subprocess.run([binary("slapadd", "slapd"), "-f", str(self.conf), "-l", str(seed)],
                        check=True, capture_output=True)  # fmt: skip
         self.proc: subprocess.Popen[bytes] | None = None
