@@ -8,9 +8,14 @@ directory breakdown per volume: ``directory`` and ``file_size`` per ``filetype``
 ``recorded``: when each volume's snapshot was first kept, which is how forecasts find a
 volume's last few snapshots without reading all of ``usage``.
 
-* Re-recording a snapshot already kept adds nothing to ``usage`` or ``user_usage`` (their
-  keys are unique and rows are inserted only if new), so a re-run writes its reports again
-  without doubling the history.
+* Re-recording a snapshot already kept adds nothing to ``usage`` or ``user_usage`` (rows
+  are inserted only if their key is new), so a re-run writes its reports again without
+  doubling the history.
+* ``usage`` and ``user_usage``, the tables that grow by a row per group or user and
+  snapshot, are keyed by what they hold, snapshot first: a new snapshot's rows go in at the
+  end of the table, and keeping a key unique costs no second index. Their ids come from the
+  other tables in the same transaction, so they carry no foreign-key constraints, whose
+  checks would cost more than the inserts.
 * The directory breakdown of a volume is replaced in one transaction: readers see the old
   one or the new one, never a mix.
 * Rows go in with ``executemany`` in batches inside one transaction per snapshot, not one
@@ -49,20 +54,15 @@ CREATE TABLE IF NOT EXISTS base_directory (id INTEGER PRIMARY KEY,
     volume_id INTEGER NOT NULL REFERENCES volume(id), path TEXT NOT NULL,
     UNIQUE (volume_id, path)) STRICT;
 CREATE TABLE IF NOT EXISTS warning (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE) STRICT;
-CREATE TABLE IF NOT EXISTS usage (id INTEGER PRIMARY KEY,
-    base_directory_id INTEGER NOT NULL REFERENCES base_directory(id),
-    group_id INTEGER NOT NULL REFERENCES unix_group(id),
-    snapshot TEXT NOT NULL, pi_id INTEGER REFERENCES pi(id),
+CREATE TABLE IF NOT EXISTS usage (snapshot TEXT NOT NULL,
+    base_directory_id INTEGER NOT NULL, group_id INTEGER NOT NULL, pi_id INTEGER,
     used INTEGER NOT NULL, quota INTEGER, files INTEGER NOT NULL,
-    last_modified_days REAL NOT NULL, warning_id INTEGER REFERENCES warning(id),
-    UNIQUE (base_directory_id, group_id, snapshot)) STRICT;
-CREATE TABLE IF NOT EXISTS user_usage (id INTEGER PRIMARY KEY,
-    volume_id INTEGER NOT NULL REFERENCES volume(id),
-    user_id INTEGER NOT NULL REFERENCES user(id),
-    group_id INTEGER NOT NULL REFERENCES unix_group(id),
-    snapshot TEXT NOT NULL, used INTEGER NOT NULL, files INTEGER NOT NULL,
-    last_modified_days REAL NOT NULL,
-    UNIQUE (volume_id, user_id, group_id, snapshot)) STRICT;
+    last_modified_days REAL NOT NULL, warning_id INTEGER,
+    PRIMARY KEY (snapshot, base_directory_id, group_id)) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS user_usage (snapshot TEXT NOT NULL, volume_id INTEGER NOT NULL,
+    user_id INTEGER NOT NULL, group_id INTEGER NOT NULL, used INTEGER NOT NULL,
+    files INTEGER NOT NULL, last_modified_days REAL NOT NULL,
+    PRIMARY KEY (snapshot, volume_id, user_id, group_id)) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS filetype (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE) STRICT;
 CREATE TABLE IF NOT EXISTS directory (id INTEGER PRIMARY KEY,
     volume_id INTEGER NOT NULL REFERENCES volume(id),
@@ -76,7 +76,6 @@ CREATE TABLE IF NOT EXISTS file_size (directory_id INTEGER NOT NULL REFERENCES d
 CREATE TABLE IF NOT EXISTS recorded (volume_id INTEGER NOT NULL REFERENCES volume(id),
     snapshot TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (volume_id, snapshot)) STRICT;
 CREATE INDEX IF NOT EXISTS usage_by_group ON usage (group_id, snapshot);
-CREATE INDEX IF NOT EXISTS usage_by_snapshot ON usage (snapshot);
 CREATE INDEX IF NOT EXISTS directory_by_volume ON directory (volume_id);
 """
 
@@ -245,18 +244,19 @@ class SqliteHistory:
             pairs += [(r.volume, r.base_directory) for r in snap.directories]
             bases = self._base_directories(volumes, pairs)
             before = db.total_changes
-            _many(db, "INSERT OR IGNORE INTO usage (base_directory_id, group_id, snapshot, "
+            _many(db, "INSERT OR IGNORE INTO usage (snapshot, base_directory_id, group_id, "
                   "pi_id, used, quota, files, last_modified_days, warning_id) "
                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                  ((bases[(volumes[r.volume], r.base_directory)], groups[r.gid], day,
-                    pis.get(r.pi), r.used, r.quota, r.files, r.last_modified_days, r.warning)
-                   for r in snap.groups))  # fmt: skip
+                  sorted(((day, bases[(volumes[r.volume], r.base_directory)], groups[r.gid],
+                           pis.get(r.pi), r.used, r.quota, r.files, r.last_modified_days,
+                           r.warning) for r in snap.groups), key=lambda row: row[:3]))  # fmt: skip
             usage_rows = db.total_changes - before
             before = db.total_changes
-            _many(db, "INSERT OR IGNORE INTO user_usage (volume_id, user_id, group_id, "
-                  "snapshot, used, files, last_modified_days) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                  ((volumes[r.volume], users[r.uid], groups[r.gid], day, r.used, r.files,
-                    r.last_modified_days) for r in snap.users))  # fmt: skip
+            _many(db, "INSERT OR IGNORE INTO user_usage (snapshot, volume_id, user_id, "
+                  "group_id, used, files, last_modified_days) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                  sorted(((day, volumes[r.volume], users[r.uid], groups[r.gid], r.used,
+                           r.files, r.last_modified_days) for r in snap.users),
+                         key=lambda row: row[:4]))  # fmt: skip
             user_rows = db.total_changes - before
             dirs = self._replace_directories(snap, day, volumes, groups, bases)
             kept = [(volumes[v], day) for v in sorted({r.volume for r in everything})]

@@ -2,9 +2,10 @@
 
 The same tables and rules as the SQLite store (``stages.wrstat.history``): a snapshot is kept
 once however often it is recorded (a duplicate key leaves the row as it is; ``INSERT
-IGNORE`` would do the same but cost a ``SHOW WARNINGS`` round trip per batch), the directory
-breakdown of a volume is replaced in one transaction, and rows go in as multi-row inserts
-in batches. The schema is created and versioned here.
+IGNORE`` would do the same but cost a ``SHOW WARNINGS`` round trip per batch), the growing
+tables are keyed snapshot first with no foreign-key checks, the directory breakdown of a
+volume is replaced in one transaction, and rows go in as multi-row inserts in batches. The
+schema is created and versioned here.
 
 The database is named by a URL, ``mysql://USER@HOST[:PORT]/DATABASE``; the password never
 comes from the topology: ``$HISTORY_DB_PASSWORD``, or the first line of the file named by
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,21 +56,14 @@ SCHEMA = [
     "volume_id INT NOT NULL, path TEXT NOT NULL, UNIQUE KEY (volume_id, path), "
     "FOREIGN KEY (volume_id) REFERENCES volume(id))",
     "CREATE TABLE IF NOT EXISTS warning (id INT PRIMARY KEY, name VARCHAR(32) NOT NULL UNIQUE)",
-    "CREATE TABLE IF NOT EXISTS `usage` (id BIGINT AUTO_INCREMENT PRIMARY KEY, "
-    "base_directory_id INT NOT NULL, group_id INT NOT NULL, snapshot DATE NOT NULL, "
-    "pi_id INT, used BIGINT NOT NULL, quota BIGINT, files BIGINT NOT NULL, "
-    "last_modified_days DOUBLE NOT NULL, warning_id INT, "
-    "UNIQUE KEY (base_directory_id, group_id, snapshot), KEY (group_id, snapshot), "
-    "FOREIGN KEY (base_directory_id) REFERENCES base_directory(id), "
-    "FOREIGN KEY (group_id) REFERENCES unix_group(id), FOREIGN KEY (pi_id) REFERENCES pi(id), "
-    "FOREIGN KEY (warning_id) REFERENCES warning(id))",
-    "CREATE TABLE IF NOT EXISTS user_usage (id BIGINT AUTO_INCREMENT PRIMARY KEY, "
-    "volume_id INT NOT NULL, user_id INT NOT NULL, group_id INT NOT NULL, "
-    "snapshot DATE NOT NULL, used BIGINT NOT NULL, files BIGINT NOT NULL, "
-    "last_modified_days DOUBLE NOT NULL, "
-    "UNIQUE KEY (volume_id, user_id, group_id, snapshot), "
-    "FOREIGN KEY (volume_id) REFERENCES volume(id), FOREIGN KEY (user_id) REFERENCES user(id), "
-    "FOREIGN KEY (group_id) REFERENCES unix_group(id))",
+    "CREATE TABLE IF NOT EXISTS `usage` (snapshot DATE NOT NULL, "
+    "base_directory_id INT NOT NULL, group_id INT NOT NULL, pi_id INT, used BIGINT NOT NULL, "
+    "quota BIGINT, files BIGINT NOT NULL, last_modified_days DOUBLE NOT NULL, warning_id INT, "
+    "PRIMARY KEY (snapshot, base_directory_id, group_id), KEY (group_id, snapshot))",
+    "CREATE TABLE IF NOT EXISTS user_usage (snapshot DATE NOT NULL, volume_id INT NOT NULL, "
+    "user_id INT NOT NULL, group_id INT NOT NULL, used BIGINT NOT NULL, "
+    "files BIGINT NOT NULL, last_modified_days DOUBLE NOT NULL, "
+    "PRIMARY KEY (snapshot, volume_id, user_id, group_id))",
     "CREATE TABLE IF NOT EXISTS filetype (id INT AUTO_INCREMENT PRIMARY KEY, "
     "name VARCHAR(64) NOT NULL UNIQUE)",
     "CREATE TABLE IF NOT EXISTS directory (id BIGINT AUTO_INCREMENT PRIMARY KEY, "
@@ -85,7 +80,6 @@ SCHEMA = [
     "CREATE TABLE IF NOT EXISTS recorded (volume_id INT NOT NULL, snapshot DATE NOT NULL, "
     "at DATETIME NOT NULL, PRIMARY KEY (volume_id, snapshot), "
     "FOREIGN KEY (volume_id) REFERENCES volume(id))",
-    "CREATE INDEX usage_by_snapshot ON `usage` (snapshot)",
 ]
 
 #: version -> the statements that bring a database of the version before up to it (the
@@ -219,6 +213,7 @@ class MysqlHistory:
         if self.conn is None:  # dropped after a failure: connect again first
             await self.connect()
         day = snap.date.isoformat()
+        number = int(f"{snap.date:%Y%m%d}")  # the date as _bulk writes it
         everything: list[GroupUsage | UserUsage | DirectoryUsage] = [
             *snap.groups, *snap.users, *snap.directories
         ]  # fmt: skip
@@ -243,22 +238,22 @@ class MysqlHistory:
                 )
                 await cur.execute("SELECT volume_id, path, id FROM base_directory")
                 bases = {(v, p): i for v, p, i in await cur.fetchall()}
-                usage_rows = await _many(
+                usage_rows = await _bulk(
                     cur,
-                    "INSERT INTO `usage` (base_directory_id, group_id, snapshot, pi_id, "
-                    "used, quota, files, last_modified_days, warning_id) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE id = id",
-                    [(bases[(volumes[r.volume], r.base_directory)], groups[r.gid], day,
+                    "INSERT INTO `usage` (snapshot, base_directory_id, group_id, pi_id, "
+                    "used, quota, files, last_modified_days, warning_id) VALUES ",
+                    [(number, bases[(volumes[r.volume], r.base_directory)], groups[r.gid],
                       pis.get(r.pi), r.used, r.quota, r.files, r.last_modified_days, r.warning)
                      for r in snap.groups],
+                    " ON DUPLICATE KEY UPDATE snapshot = snapshot",
                 )  # fmt: skip
-                user_rows = await _many(
+                user_rows = await _bulk(
                     cur,
-                    "INSERT INTO user_usage (volume_id, user_id, group_id, snapshot, "
-                    "used, files, last_modified_days) VALUES (%s, %s, %s, %s, %s, %s, %s) "
-                    "ON DUPLICATE KEY UPDATE id = id",
-                    [(volumes[r.volume], users[r.uid], groups[r.gid], day, r.used, r.files,
+                    "INSERT INTO user_usage (snapshot, volume_id, user_id, group_id, "
+                    "used, files, last_modified_days) VALUES ",
+                    [(number, volumes[r.volume], users[r.uid], groups[r.gid], r.used, r.files,
                       r.last_modified_days) for r in snap.users],
+                    " ON DUPLICATE KEY UPDATE snapshot = snapshot",
                 )  # fmt: skip
                 await self._replace_directories(cur, snap, day, volumes, groups, bases)
                 await cur.executemany(
@@ -281,16 +276,19 @@ class MysqlHistory:
             await cur.execute("DELETE FROM directory WHERE volume_id = %s", (v,))  # cascades
         names = [(t,) for d in snap.directories for t in d.filetypes]
         types = await self._ensure(cur, "filetype", "name", names)
-        sizes: list[tuple[Any, ...]] = []
-        for d in snap.directories:
-            await cur.execute(
-                "INSERT INTO directory (volume_id, base_directory_id, path, group_id, snapshot, "
-                "files, used, last_modified_days) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                directory_row(d, day, volumes, groups, bases),
-            )
-            sizes.extend((cur.lastrowid, types[t], n) for t, n in d.filetypes.items())
-        await _many(cur, "INSERT INTO file_size (directory_id, filetype_id, used) "
-                    "VALUES (%s, %s, %s)", sizes)  # fmt: skip
+        rows = [directory_row(d, day, volumes, groups, bases) for d in snap.directories]
+        await _many(cur, "INSERT INTO directory (volume_id, base_directory_id, path, group_id, "
+                    "snapshot, files, used, last_modified_days) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", rows)  # fmt: skip
+        ids: dict[tuple[int, str, int], int] = {}
+        for v in sorted({r[0] for r in rows}):  # the new rows' ids, by what they hold
+            await cur.execute("SELECT base_directory_id, path, group_id, id FROM directory "
+                              "WHERE volume_id = %s", (v,))  # fmt: skip
+            ids.update({(b, p, g): i for b, p, g, i in await cur.fetchall()})
+        sizes = [(ids[(r[1], r[2], r[3])], types[t], n)
+                 for r, d in zip(rows, snap.directories, strict=True)
+                 for t, n in d.filetypes.items()]  # fmt: skip
+        await _bulk(cur, "INSERT INTO file_size (directory_id, filetype_id, used) VALUES ", sizes)
 
     # -- reading --------------------------------------------------------------------------
     async def group_history(
@@ -347,6 +345,34 @@ class MysqlHistory:
                 rows += [(v, p, g, d.isoformat(), u) for v, p, g, d, u in await cur.fetchall()]
         await self.conn.commit()  # end the read's transaction: later reads see new rows
         return rows
+
+
+#: rows per statement of ``_bulk`` (a statement stays well under max_allowed_packet)
+BULK_ROWS = 20_000
+#: what the text of rows of numbers and NULLs can hold, and nothing else
+_NUMBERS = re.compile(r"[0-9eE+\-., ()NUL]*")
+
+
+def _values(rows: list[tuple[Any, ...]]) -> str:
+    """Rows of whole and finite numbers and Nones as SQL ``(..), (..)``: Python's own text
+    of the tuples, checked to hold nothing else (no strings, no inf or nan)."""
+    text = ",".join(map(repr, rows)).replace("None", "NULL")
+    if not _NUMBERS.fullmatch(text):
+        bad = next(r for r in rows if not _NUMBERS.fullmatch(repr(r).replace("None", "NULL")))
+        raise TypeError(f"only numbers and NULLs are written in bulk, not {bad!r}")
+    return text
+
+
+async def _bulk(cur: Any, head: str, rows: list[tuple[Any, ...]], tail: str = "") -> int:
+    """Insert ``rows`` of numbers and NULLs (dates as YYYYMMDD numbers, which MySQL takes
+    for dates) in multi-row statements made here, not by the driver: escaping a million
+    rows value by value costs more than the server takes to store them. The number of rows
+    changed."""
+    changed = 0
+    for i in range(0, len(rows), BULK_ROWS):
+        await cur.execute(head + _values(rows[i : i + BULK_ROWS]) + tail)
+        changed += max(0, cur.rowcount)
+    return changed
 
 
 async def _many(cur: Any, sql: str, rows: list[tuple[Any, ...]]) -> int:

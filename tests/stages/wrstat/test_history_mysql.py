@@ -12,7 +12,7 @@ import pymysql
 import pytest
 
 from stages.wrstat.history import HistoryError, Recorded, SqliteHistory
-from stages.wrstat.history_mysql import MysqlHistory, Target
+from stages.wrstat.history_mysql import MysqlHistory, Target, _values
 from stages.wrstat.spool import Spool, keep, replay
 from tests.brokers import HOST, free_port
 from tests.databases import MariaDB
@@ -151,3 +151,16 @@ def test_a_spooled_snapshot_reads_back_as_it_was(tmp_path: Path) -> None:
     with spool.path.open("a") as f:
         f.write('{"date": "2026-11-0')  # a line cut short by a crash
     assert spool.pending() == [snap]
+
+
+@pytest.mark.parametrize(
+    "row",
+    [(1, "x'); DROP TABLE usage; --", 2), (1, float("inf"), 2), (1, float("nan"), 2),
+     (1, True, 2), (1, b"7", 2)],
+)  # fmt: skip
+def test_bulk_rows_hold_numbers_and_nulls_only(row: tuple[object, ...]) -> None:
+    assert _values([(1, None, 2.5), (20261101, -3, 4e20)]) == (
+        "(1, NULL, 2.5),(20261101, -3, 4e+20)"
+    )
+    with pytest.raises(TypeError, match="only numbers and NULLs"):
+        _values([(1, 2, 3), row])
