@@ -55,6 +55,7 @@ test: check pytest
 bench: $(STAMP)
 	$(PY) -m bench transport
 	$(PY) -m bench wrstat
+	$(PY) -m bench history
 	$(PY) -m bench scaling
 
 clean:

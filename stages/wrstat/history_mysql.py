@@ -308,7 +308,7 @@ class MysqlHistory:
                 "JOIN base_directory b ON b.id = u.base_directory_id "
                 "JOIN volume v ON v.id = b.volume_id JOIN unix_group g ON g.id = u.group_id "
                 "LEFT JOIN pi p ON p.id = u.pi_id LEFT JOIN warning w ON w.id = u.warning_id "
-                f"WHERE {where} ORDER BY u.snapshot, v.name, b.path",
+                f"WHERE {where} ORDER BY v.name, b.path, u.snapshot",
                 args,
             )
             rows = await cur.fetchall()
