@@ -21,6 +21,7 @@ fails the run: an unknown quota is ``-``, a forecast without history is flat.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
@@ -267,12 +268,21 @@ class Enricher:
         return True
 
     async def _recent(self, day: dt.date, ctx: Context) -> list[Point]:
+        """The snapshots before ``day`` a forecast is fitted to; a connection that went
+        away during the run (a server's idle timeout) is opened again once."""
         assert self.store is not None
-        try:
-            return await self.store.recent(day, self.points - 1)
-        except DATABASE_ERRORS as exc:
-            ctx.log.error("cannot read the history for the %s forecasts: %s", day, exc)
-            return []
+        for attempt in (1, 2):
+            try:
+                return await self.store.recent(day, self.points - 1)
+            except DATABASE_ERRORS as exc:
+                if attempt == 2:
+                    ctx.warn(f"the history could not be read for the {day} forecasts ({exc}); "
+                             "they are flat: from that snapshot alone")  # fmt: skip
+                    return []
+                with contextlib.suppress(*DATABASE_ERRORS):
+                    await self.store.close()
+                    await self.store.connect()
+        raise AssertionError  # unreachable: the second attempt returns
 
     async def _quotas(self, dates: Sequence[DateFigures], groups: dict[int, Group]) -> None:
         wanted = sorted({(g.volume, g.mount, g.gid) for d in dates for g in d.groups})

@@ -47,8 +47,12 @@ class LfsQuota:
         self.timeout = timeout
         words = shlex.split(command)
         self.name = f"'{words[0]}'" if words else "''"
+        #: why the command is not run again this run (not installed; a hung file system)
+        self.broken: str | None = None
 
     def limit(self, volume: str, mount: str, group: str, gid: int) -> int:
+        if self.broken:
+            raise QuotaError(self.broken)
         argv = [
             part.format(group=group, gid=gid, mount=mount) for part in shlex.split(self.template)
         ]
@@ -57,9 +61,14 @@ class LfsQuota:
                 argv, capture_output=True, text=True, timeout=self.timeout, check=False
             )
         except FileNotFoundError:
-            raise QuotaError(f"{argv[0]} is not installed here") from None
+            self.broken = f"{argv[0]} is not installed here"
+            raise QuotaError(self.broken) from None
         except subprocess.TimeoutExpired:
-            raise QuotaError(f"{' '.join(argv)} took more than {self.timeout:g}s") from None
+            # one hung call means a hung file system: do not wait as long for every group
+            self.broken = (
+                f"{' '.join(argv)} took more than {self.timeout:g}s; not asked again this run"
+            )
+            raise QuotaError(self.broken) from None
         if done.returncode != 0:
             why = (done.stderr.strip() or done.stdout.strip()).splitlines()
             raise QuotaError(

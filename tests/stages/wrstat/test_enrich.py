@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pymysql
 import pytest
 
 from pipeline import Context
@@ -181,3 +182,30 @@ async def _history(url: str) -> list[dict[str, Any]]:
         return await store.group_history("hgi")
     finally:
         await store.close()
+
+
+def test_a_connection_lost_during_the_run_is_opened_again_for_the_forecasts(
+    tmp_path: Path, ctx: Context
+) -> None:
+    with MariaDB(tmp_path / "mariadb") as server:
+        url = server.database("usage")
+        run(enricher(tmp_path, history=url), [figures(DAY, 50)], ctx)
+        e = enricher(tmp_path, history=url)
+
+        async def go() -> Enriched:
+            await e.start(ctx)
+            try:
+                store: Any = e.store
+                async with store.conn.cursor() as cur:
+                    await cur.execute("SELECT CONNECTION_ID()")
+                    (mine,) = await cur.fetchone()
+                killer = pymysql.connect(host=HOST, port=server.port, user="root", password="")
+                killer.cursor().execute(f"KILL {mine}")  # as a server's idle timeout would
+                killer.close()
+                return await e.enrich([figures(DAY + dt.timedelta(days=1), 54)], ctx)
+            finally:
+                await e.close()
+
+        got = asyncio.run(go())
+    assert not ctx.warnings
+    assert got.dates[DAY + dt.timedelta(days=1)].slope[0] == pytest.approx(4 * GiB)

@@ -4,6 +4,7 @@ a template, so these tests give it a small script that prints what ``lfs quota -
 from __future__ import annotations
 
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,16 @@ def test_a_failing_command_says_why(lfs: str, group: str, words: str) -> None:
     with pytest.raises(QuotaError) as err:
         LfsQuota(lfs, timeout=0.5).limit("v", "/m", group, 1)
     assert words in str(err.value)
+
+
+def test_a_hung_file_system_is_waited_for_once_not_once_per_group(lfs: str) -> None:
+    q = LfsQuota(lfs, timeout=0.5)
+    with pytest.raises(QuotaError, match=r"took more than 0\.5s"):
+        q.limit("v", "/m", "slow", 1)
+    t0 = time.monotonic()
+    with pytest.raises(QuotaError, match="not asked again this run"):
+        q.limit("v", "/m", "hgi", 1313)  # would answer, but the command is given up on
+    assert time.monotonic() - t0 < 0.1
 
 
 def test_a_missing_command_says_it_is_not_installed() -> None:
