@@ -37,7 +37,6 @@ from stages.wrstat.forecast import DEFAULT_POINTS, Thresholds, forecast
 from stages.wrstat.history import (
     DirectoryUsage,
     GroupUsage,
-    HistoryError,
     Point,
     Snapshot,
     UserUsage,
@@ -50,7 +49,6 @@ from stages.wrstat.identities import (
     Resolver,
     SystemIdentities,
 )
-from stages.wrstat.ldap import LdapConfig, LdapIdentities
 from stages.wrstat.quota import LFS_QUOTA, CsvQuota, LfsQuota, Quotas, Source
 from stages.wrstat.spool import DATABASE_ERRORS, Spool, keep, replay
 from stages.wrstat.stores import OFF, SqliteStore, describe, open_store
@@ -148,6 +146,8 @@ def identity_backend(identities: str, ldap: Mapping[str, Any] | None) -> Backend
             )
             raise ValueError(msg)
         group_base, user_base = options.pop("group_base"), options.pop("user_base")
+        from stages.wrstat.ldap import LdapConfig, LdapIdentities  # noqa: PLC0415 - if used
+
         return LdapIdentities(LdapConfig.from_env(group_base, user_base, **options))
     return FileIdentities(identities)
 
@@ -170,7 +170,7 @@ class Enricher:
     def __init__(
         self,
         report_dir: Path,
-        history: str | None = None,
+        history: str | bool | None = None,
         identities: str | None = None,
         ldap: Mapping[str, Any] | None = None,
         quota_command: str | None = LFS_QUOTA,
@@ -179,7 +179,9 @@ class Enricher:
         forecast_points: int = DEFAULT_POINTS,
         retry: Mapping[str, float] | None = None,
     ) -> None:
-        history, identities = str(history or ""), str(identities or "system")
+        # (YAML reads a bare ``off`` or ``no`` as false)
+        history = "off" if history is False else str(history or "")
+        identities = str(identities or "system")
         self.resolver = Resolver(identity_backend(identities, ldap))
         self.quotas = Quotas(quota_sources(quota_command, quota_file))
         self.thresholds = Thresholds.from_config(warnings) if warnings else Thresholds.lurge()
@@ -229,8 +231,9 @@ class Enricher:
         await self._quotas(dates, groups)
         history_ok = await self._reconnect(ctx)
         standings: dict[dt.date, Standing] = {}
+        unread: list[str] = []  # dates forecast without their history, and why
         for d in sorted(dates, key=lambda d: d.date):
-            past = await self._recent(d.date, ctx) if history_ok else []
+            past = await self._recent(d.date, unread) if history_ok else []
             standing = self._standing(d, groups, past)
             standings[d.date] = standing
             if self.store is not None:
@@ -250,6 +253,9 @@ class Enricher:
                 f"figures wait in {self.spool.path}, and the next run records them first; "
                 "forecasts used what history could be read"
             )
+        elif unread:
+            ctx.warn(f"the history could not be read for the forecasts of {'; '.join(unread)}; "
+                     "they are flat: from their own snapshot alone")  # fmt: skip
         unknown = sorted(self.quotas.unknown) if self.quotas.sources else []
         return Enriched(groups, users, standings, self.thresholds, unknown)
 
@@ -267,17 +273,17 @@ class Enricher:
         self.reachable = True
         return True
 
-    async def _recent(self, day: dt.date, ctx: Context) -> list[Point]:
+    async def _recent(self, day: dt.date, unread: list[str]) -> list[Point]:
         """The snapshots before ``day`` a forecast is fitted to; a connection that went
-        away during the run (a server's idle timeout) is opened again once."""
+        away during the run (a server's idle timeout) is opened again once. A date whose
+        history cannot be read goes on ``unread``, with why."""
         assert self.store is not None
         for attempt in (1, 2):
             try:
                 return await self.store.recent(day, self.points - 1)
             except DATABASE_ERRORS as exc:
                 if attempt == 2:
-                    ctx.warn(f"the history could not be read for the {day} forecasts ({exc}); "
-                             "they are flat: from that snapshot alone")  # fmt: skip
+                    unread.append(f"{day} ({exc})")
                     return []
                 with contextlib.suppress(*DATABASE_ERRORS):
                     await self.store.close()
@@ -344,7 +350,7 @@ class Enricher:
             return []
         try:
             rows = await self.store.group_history(gid, volume)
-        except (*DATABASE_ERRORS, HistoryError):
+        except DATABASE_ERRORS:
             return []
         return [(dt.date.fromisoformat(str(r["snapshot"])), int(r["used"])) for r in rows
                 if r["base_directory"] == base]  # fmt: skip

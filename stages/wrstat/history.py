@@ -150,6 +150,11 @@ class HistoryError(Exception):
     """The history store cannot be used; says which and what to do."""
 
 
+class HistoryUnavailable(HistoryError):
+    """The store cannot be reached or written now (a server down, a connection lost, a
+    file locked): trying again later may work."""
+
+
 class SqliteHistory:
     """The history in one SQLite file (created with its schema if missing)."""
 

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import aiomysql
@@ -34,6 +35,7 @@ from stages.wrstat.history import (
     DirectoryUsage,
     GroupUsage,
     HistoryError,
+    HistoryUnavailable,
     Point,
     Recorded,
     Snapshot,
@@ -85,6 +87,28 @@ SCHEMA = [
 #: version -> the statements that bring a database of the version before up to it (the
 #: same steps as ``stages.wrstat.history.MIGRATIONS``, in MySQL's spelling)
 MIGRATIONS: dict[int, list[str]] = {}
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _translated(
+    method: Callable[Concatenate[MysqlHistory, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[MysqlHistory, P], Coroutine[Any, Any, T]]:
+    """The driver's lost-connection errors as ``HistoryUnavailable``, naming the database."""
+
+    @functools.wraps(method)
+    async def wrapper(self: MysqlHistory, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(self, *args, **kwargs)
+        except (pymysql.err.OperationalError, pymysql.err.InterfaceError) as exc:
+            t = self.target
+            why = exc.args[-1] if exc.args else exc
+            msg = f"the history database {t.user}@{t.host}:{t.port}/{t.database}: {why}"
+            raise HistoryUnavailable(msg) from exc
+
+    return wrapper
 
 
 @dataclass(frozen=True)
@@ -151,7 +175,7 @@ class MysqlHistory:
                 f"{exc.args[-1] if exc.args else exc}; is the server up, and the user and "
                 "password right?"
             )
-            raise HistoryError(msg) from None
+            raise HistoryUnavailable(msg) from None
         await self._migrate()
 
     async def close(self) -> None:
@@ -208,6 +232,7 @@ class MysqlHistory:
         await cur.execute(f"SELECT {key}, id FROM {table}")
         return dict(await cur.fetchall())
 
+    @_translated
     async def record(self, snap: Snapshot) -> Recorded:
         """Keep one snapshot; all or nothing."""
         if self.conn is None:  # dropped after a failure: connect again first
@@ -291,6 +316,7 @@ class MysqlHistory:
         await _bulk(cur, "INSERT INTO file_size (directory_id, filetype_id, used) VALUES ", sizes)
 
     # -- reading --------------------------------------------------------------------------
+    @_translated
     async def group_history(
         self, group: str | int, volume: str | None = None
     ) -> list[dict[str, Any]]:
@@ -322,6 +348,7 @@ class MysqlHistory:
             out.append(d)
         return out
 
+    @_translated
     async def recent(self, before: dt.date, snapshots: int) -> list[Point]:
         """As ``SqliteHistory.recent``: each volume's last ``snapshots`` snapshots before
         ``before``, row by row."""

@@ -162,7 +162,7 @@ class Reports:
     def __init__(
         self,
         dir: str,
-        history: str | None = None,
+        history: str | bool | None = None,
         identities: str | None = None,
         ldap: Mapping[str, Any] | None = None,
         quota_command: str | None = LFS_QUOTA,

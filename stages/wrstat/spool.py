@@ -21,8 +21,6 @@ import os
 from pathlib import Path
 from typing import Any, Protocol
 
-import pymysql
-
 from stages.wrstat.history import (
     DirectoryUsage,
     GroupUsage,
@@ -34,9 +32,9 @@ from stages.wrstat.history import (
 
 log = logging.getLogger("stages.wrstat")
 
-#: what a lost or refused connection raises
-DATABASE_ERRORS = (pymysql.err.OperationalError, pymysql.err.InterfaceError, HistoryError,
-                   ConnectionError, OSError)  # fmt: skip
+#: what a store that cannot be reached or written raises (the stores turn their drivers'
+#: errors into ``HistoryUnavailable``; a refused connection is a ``HistoryError`` too)
+DATABASE_ERRORS = (HistoryError, ConnectionError, OSError)
 
 
 class Store(Protocol):

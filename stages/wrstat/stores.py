@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import sqlite3
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from stages.wrstat.history import Point, Recorded, Snapshot, SqliteHistory
-from stages.wrstat.history_mysql import MysqlHistory, Target
+from stages.wrstat.history import HistoryUnavailable, Point, Recorded, Snapshot, SqliteHistory
+
+if TYPE_CHECKING:
+    from stages.wrstat.history_mysql import MysqlHistory
 
 #: what the ``history`` parameter says to keep no history at all
 OFF = ("off", "none", "no")
@@ -52,7 +55,10 @@ class SqliteStore:
     async def _call(self, method: str, *args: Any) -> Any:
         async with self._lock:
             history = await self._open()
-            return await asyncio.to_thread(getattr(history, method), *args)
+            try:
+                return await asyncio.to_thread(getattr(history, method), *args)
+            except sqlite3.OperationalError as exc:  # locked, disk full, I/O error
+                raise HistoryUnavailable(f"the history file {self.path}: {exc}") from exc
 
     async def connect(self) -> None:
         async with self._lock:
@@ -85,7 +91,9 @@ def is_url(spec: str) -> bool:
 
 def open_store(spec: str, report_dir: Path) -> SqliteStore | MysqlHistory:
     """The store ``spec`` names (see the module docstring), not yet connected."""
-    if is_url(spec):
+    if is_url(spec):  # the MySQL driver only when it is used
+        from stages.wrstat.history_mysql import MysqlHistory, Target  # noqa: PLC0415
+
         return MysqlHistory(Target.parse(spec))
     return SqliteStore(Path(spec) if spec else report_dir / "history.sqlite")
 

@@ -14,7 +14,7 @@ import pymysql
 import pytest
 
 from pipeline.errors import ExitCode
-from tests.brokers import HOST
+from tests.brokers import HOST, free_port
 from tests.conftest import REPO, Ran, cli, start_cli
 from tests.databases import MariaDB
 from tests.directories import SUFFIX, Slapd
@@ -157,3 +157,18 @@ def test_mariadb_stopped_mid_run_loses_no_row(tmp_path: Path) -> None:
             cur.execute("SELECT COUNT(*), COUNT(DISTINCT snapshot) FROM `usage`")
             assert cur.fetchone() == (groups, 1)
         conn.close()
+
+
+def test_an_unreachable_directory_is_a_warning_in_the_summary_not_a_failure(
+    tmp_path: Path,
+) -> None:
+    data, out = tmp_path / "in", tmp_path / "reports"
+    generate(data, 1000, "scratch117=v3", date=DAY)
+    nowhere = f"ldap://{HOST}:{free_port()}"
+    proc = run(tmp_path, f"WRSTAT_DIR={data}", f"REPORT_DIR={out}", "IDENTITIES=ldap",
+               "HISTORY_DB=off", env={"LDAP_URL": nowhere})  # fmt: skip
+    assert proc.returncode == ExitCode.OK, proc.stderr
+    ldap = [w for w in summary(tmp_path)["warnings"] if "LDAP" in w]
+    assert len(ldap) == 1 and nowhere in ldap[0] and "system databases" in ldap[0]
+    assert f"warning: {ldap[0]}" in proc.stderr  # and on the terminal, at the end
+    assert not (out / "history.sqlite").exists()  # HISTORY_DB=off keeps none
