@@ -51,7 +51,7 @@ from stages.wrstat.identities import (
 )
 from stages.wrstat.quota import LFS_QUOTA, CsvQuota, LfsQuota, Quotas, Source
 from stages.wrstat.spool import DATABASE_ERRORS, Spool, keep, replay
-from stages.wrstat.stores import OFF, SqliteStore, describe, open_store
+from stages.wrstat.stores import OFF, describe, open_store
 
 log = logging.getLogger("stages.wrstat")
 
@@ -246,7 +246,7 @@ class Enricher:
                                      describe(self.store), d.date, kept.usage_rows,
                                      kept.user_rows)  # fmt: skip
                 else:
-                    self.spool.add(snap)
+                    await asyncio.to_thread(self.spool.add, snap)
         if self.store is not None and not history_ok:
             ctx.warn(
                 f"the history store ({describe(self.store)}) could not be written: this run's "
@@ -354,14 +354,6 @@ class Enricher:
             return []
         return [(dt.date.fromisoformat(str(r["snapshot"])), int(r["used"])) for r in rows
                 if r["base_directory"] == base]  # fmt: skip
-
-    @property
-    def keeps_history(self) -> bool:
-        return self.store is not None
-
-    @property
-    def local(self) -> bool:
-        return isinstance(self.store, SqliteStore)
 
 
 def known(pi: str) -> str | None:

@@ -84,6 +84,16 @@ SCHEMA = [
     "FOREIGN KEY (volume_id) REFERENCES volume(id))",
 ]
 
+_TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS `?(\w+)")
+
+
+def _table(statement: str) -> str:
+    """The table a ``SCHEMA`` statement creates."""
+    found = _TABLE.search(statement)
+    assert found is not None, statement  # every one creates a table
+    return found[1]
+
+
 #: version -> the statements that bring a database of the version before up to it (the
 #: same steps as ``stages.wrstat.history.MIGRATIONS``, in MySQL's spelling)
 MIGRATIONS: dict[int, list[str]] = {}
@@ -162,6 +172,7 @@ class MysqlHistory:
         await store.connect()
         return store
 
+    @_translated
     async def connect(self) -> None:
         t = self.target
         try:
@@ -190,12 +201,17 @@ class MysqlHistory:
                 "WHERE table_schema = DATABASE() AND table_name = 'schema_version'"
             )
             (made,) = await cur.fetchone()
-            if not made:  # (IF NOT EXISTS on a table that exists costs a warning round trip)
-                for statement in SCHEMA:
-                    await cur.execute(statement)
-            await cur.execute("SELECT version FROM schema_version")
-            row = await cur.fetchone()
-            if row is None:
+            row = None
+            if made:
+                await cur.execute("SELECT version FROM schema_version")
+                row = await cur.fetchone()
+            if row is None:  # new, or cut short before its version was written: what's missing
+                await cur.execute("SELECT table_name FROM information_schema.tables "
+                                  "WHERE table_schema = DATABASE()")  # fmt: skip
+                there = {name for (name,) in await cur.fetchall()}
+                for statement in SCHEMA:  # (IF NOT EXISTS on one that exists adds a warning)
+                    if _table(statement) not in there:
+                        await cur.execute(statement)
                 await cur.execute("INSERT INTO schema_version VALUES (%s)", (SCHEMA_VERSION,))
             elif row[0] > SCHEMA_VERSION:
                 msg = (

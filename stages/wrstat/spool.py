@@ -110,7 +110,7 @@ async def keep(
             with contextlib.suppress(*DATABASE_ERRORS):
                 await store.close()
                 await store.connect()
-    spool.add(snap)
+    await asyncio.to_thread(spool.add, snap)  # written and synced off the event loop
     log.error("the %s snapshot could not be recorded; it is kept in %s and the next run "
               "records it", snap.date, spool.path)  # fmt: skip
     return None
@@ -118,7 +118,7 @@ async def keep(
 
 async def replay(store: Store, spool: Spool) -> int:
     """Record every spooled snapshot, then empty the spool; how many there were."""
-    pending = spool.pending()
+    pending = await asyncio.to_thread(spool.pending)
     for snap in pending:
         await store.record(snap)
     spool.clear()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from stages.wrstat.history import HistoryError, Recorded, SqliteHistory
+from stages.wrstat.history import SCHEMA_VERSION, HistoryError, Recorded, SqliteHistory
 from stages.wrstat.history_mysql import MysqlHistory, Target, _values
 from stages.wrstat.spool import Spool, keep, replay
 from tests.brokers import HOST, free_port
@@ -164,3 +164,27 @@ def test_bulk_rows_hold_numbers_and_nulls_only(row: tuple[object, ...]) -> None:
     )
     with pytest.raises(TypeError, match="only numbers and NULLs"):
         _values([(1, 2, 3), row])
+
+
+def test_a_schema_cut_short_before_its_version_was_written_is_made_whole(
+    mariadb: MariaDB,
+) -> None:
+    url = mariadb.database("usage")
+    conn = pymysql.connect(host=HOST, port=mariadb.port, user="root", password="",
+                           database="usage")  # fmt: skip
+    with conn.cursor() as cur:  # as a first run stopped after its first statement leaves it
+        cur.execute("CREATE TABLE schema_version (version INT NOT NULL)")
+
+    async def use() -> list[dict[str, object]]:
+        store = await MysqlHistory.open(url)
+        try:
+            await store.record(snapshot(DAY1, 100))
+            return await store.group_history("hgi")
+        finally:
+            await store.close()
+
+    assert [r["used"] for r in asyncio.run(use())] == [100]
+    with conn.cursor() as cur:
+        cur.execute("SELECT version FROM schema_version")
+        assert cur.fetchall() == ((SCHEMA_VERSION,),)
+    conn.close()

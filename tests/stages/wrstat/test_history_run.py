@@ -122,25 +122,49 @@ def test_identities_from_ldap_and_the_history_in_mariadb(tmp_path: Path) -> None
     assert not (out / "history.sqlite").exists()
 
 
+def connections(server: MariaDB, database: str) -> int:
+    """Client connections to ``database`` now."""
+    conn = pymysql.connect(host=HOST, port=server.port, user="root", password="")
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM information_schema.processlist WHERE db = %s",
+                    (database,))  # fmt: skip
+        (n,) = cur.fetchone()
+    conn.close()
+    return int(n)
+
+
 def test_mariadb_stopped_mid_run_loses_no_row(tmp_path: Path) -> None:
     data, out = tmp_path / "in", tmp_path / "reports"
-    generate(data, 300_000, "scratch117=v6.4", date=DAY)
+    generate(data, 100_000, "scratch117=v3", date=DAY)
+    (stats,) = data.glob("*.stats.gz")
+    member = stats.read_bytes()
+    with stats.open("ab") as f:  # 4 million lines in 40 gzip members: a run long enough to
+        for _ in range(39):  # be paused before its input is read, on a fast machine too
+            f.write(member)
     topology = tmp_path / "topology.yaml"
     quick = "      plots: 10\n      retry: {attempts: 2, backoff: 0.2}"  # give up soon
     topology.write_text((REPO / "topology.yaml").read_text().replace("      plots: 10", quick))
     env = {"PIPELINE_REGISTRY": str(tmp_path / "registry")}
     with MariaDB(tmp_path / "mariadb") as mariadb:
         url = mariadb.database("usage")
-        settings = [f"-eWRSTAT_DIR={data}", f"-eREPORT_DIR={out}", f"-eHISTORY_DB={url}",
-                    "-eUSAGE_REPLICAS=1"]  # fmt: skip
+        settings = [f"-eWRSTAT_DIR={data}", f"-eREPORT_DIR={out}", f"-eHISTORY_DB={url}"]
         frame = start_cli("run", str(topology), "--progress", "off", *settings, cwd=tmp_path,
                           env=env)  # fmt: skip
-        deadline = time.monotonic() + 60
-        while cli("status", env=env).returncode != 0:  # running, its history store open
-            assert time.monotonic() < deadline and frame.poll() is None, "the frame never ran"
-            time.sleep(0.1)
-        mariadb.stop()
-        _, err = frame.communicate(timeout=120)
+        try:
+            deadline = time.monotonic() + 60
+            while cli("pause", env=env).returncode != 0:  # held, before its input is all read
+                assert time.monotonic() < deadline and frame.poll() is None, "it never ran"
+                time.sleep(0.05)
+            while connections(mariadb, "usage") == 0:  # the report stage has its store open
+                assert time.monotonic() < deadline and frame.poll() is None, "no connection"
+                time.sleep(0.05)
+            mariadb.stop()  # mid-run: connected, nothing recorded yet
+            assert cli("resume", env=env).returncode == 0
+            _, err = frame.communicate(timeout=120)
+        finally:
+            if frame.poll() is None:
+                frame.kill()
+                frame.communicate()
         assert frame.returncode == ExitCode.OK, err
         warnings = [w for w in summary(tmp_path)["warnings"] if "history" in w]  # (and quotas)
         assert len(warnings) == 1 and "history-spool.jsonl" in warnings[0], warnings
