@@ -11,9 +11,11 @@ STAMP := $(VENV)/.installed
 
 # Programs the tests drive for real, from Debian's packages when missing: a terminal
 # multiplexer for the monitor, a browser for the web monitor, an MQTT broker for the bridge,
-# a MariaDB server for the usage history, an OpenLDAP server for identities.
+# a MariaDB server for the usage history, an OpenLDAP server for identities (and openssl
+# for its test certificates).
 SYSDEPS := tmux:tmux chromium:chromium chromedriver:chromium-driver mosquitto:mosquitto \
-           mariadbd:mariadb-server mariadb-install-db:mariadb-server slapd:slapd
+           mariadbd:mariadb-server mariadb-install-db:mariadb-server slapd:slapd \
+           openssl:openssl
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

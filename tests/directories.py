@@ -67,34 +67,59 @@ gidNumber: 1314
 
 class Slapd(ServerProcess):
     """``ldap://127.0.0.1:port`` with ``SEED`` (and the LDIF entries ``extra``) loaded;
-    anonymous reads, ``ADMIN`` binds."""
+    anonymous reads, ``ADMIN`` binds. With ``tls``, a certificate for 127.0.0.1 signed by a
+    CA of the test's own (``ca``, a PEM file): StartTLS on ``url``, and ``ldaps_url``."""
 
-    def __init__(self, folder: Path, extra: str = "") -> None:
+    def __init__(self, folder: Path, extra: str = "", tls: bool = False) -> None:
         self.folder = folder
         (folder / "db").mkdir(parents=True)
         self.port = free_port()
         self.url = f"ldap://{HOST}:{self.port}"
+        self.ldaps_url = f"ldaps://{HOST}:{free_port()}" if tls else None
+        self.ca = folder / "ca.pem"
         self.conf = folder / "slapd.conf"
-        self.conf.write_text(
-            "include /etc/ldap/schema/core.schema\n"
-            "include /etc/ldap/schema/cosine.schema\n"
-            "include /etc/ldap/schema/nis.schema\n"
-            "include /etc/ldap/schema/inetorgperson.schema\n"
-            "modulepath /usr/lib/ldap\nmoduleload back_mdb\n"
-            f"pidfile {folder / 'slapd.pid'}\n"
-            "database mdb\nmaxsize 10485760\n"
-            f'suffix "{SUFFIX}"\nrootdn "{ADMIN}"\nrootpw {ADMIN_PASSWORD}\n'
-            f"directory {folder / 'db'}\n"
-        )
+        self.conf.write_text(self._tls() if tls else "")
+        with self.conf.open("a") as conf:
+            conf.write(
+                "include /etc/ldap/schema/core.schema\n"
+                "include /etc/ldap/schema/cosine.schema\n"
+                "include /etc/ldap/schema/nis.schema\n"
+                "include /etc/ldap/schema/inetorgperson.schema\n"
+                "modulepath /usr/lib/ldap\nmoduleload back_mdb\n"
+                f"pidfile {folder / 'slapd.pid'}\n"
+                "database mdb\nmaxsize 10485760\n"
+                f'suffix "{SUFFIX}"\nrootdn "{ADMIN}"\nrootpw {ADMIN_PASSWORD}\n'
+                f"directory {folder / 'db'}\n"
+            )
         seed = folder / "seed.ldif"
         seed.write_text(SEED.lstrip() + extra)
         subprocess.run([binary("slapadd", "slapd"), "-f", str(self.conf), "-l", str(seed)],
                        check=True, capture_output=True)  # fmt: skip
         self.proc: subprocess.Popen[bytes] | None = None
 
+    def _tls(self) -> str:
+        """A CA and a server certificate it signs, made with openssl; slapd's TLS lines."""
+        f = self.folder
+        openssl = binary("openssl", "openssl")
+
+        def run(*args: str) -> None:
+            subprocess.run([openssl, *args], check=True, capture_output=True)
+
+        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test CA",
+            "-keyout", str(f / "ca.key"), "-out", str(self.ca))  # fmt: skip
+        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={HOST}",
+            "-keyout", str(f / "server.key"), "-out", str(f / "server.csr"))  # fmt: skip
+        (f / "san.ext").write_text(f"subjectAltName=IP:{HOST}\n")
+        run("x509", "-req", "-in", str(f / "server.csr"), "-CA", str(self.ca), "-CAkey",
+            str(f / "ca.key"), "-CAcreateserial", "-days", "2", "-extfile", str(f / "san.ext"),
+            "-out", str(f / "server.pem"))  # fmt: skip
+        return (f"TLSCACertificateFile {self.ca}\nTLSCertificateFile {f / 'server.pem'}\n"
+                f"TLSCertificateKeyFile {f / 'server.key'}\n")  # fmt: skip
+
     def start(self) -> None:
+        urls = " ".join(f"{u}/" for u in (self.url, self.ldaps_url) if u)
         self.proc = subprocess.Popen(
-            [binary("slapd", "slapd"), "-f", str(self.conf), "-h", f"{self.url}/", "-d", "0"],
+            [binary("slapd", "slapd"), "-f", str(self.conf), "-h", urls, "-d", "0"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         deadline = time.monotonic() + 20

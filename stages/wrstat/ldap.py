@@ -10,7 +10,9 @@ chunks), not one per id.
 Where and how to bind never comes from the topology's text: the URL, bind DN and password
 are read from the environment (``LDAP_URL``, ``LDAP_BIND_DN``, ``LDAP_PASSWORD`` or the file
 named by ``LDAP_PASSWORD_FILE``); without a bind DN the bind is anonymous. ``ldaps://``
-URLs use TLS; ``start_tls`` upgrades an ``ldap://`` connection.
+URLs use TLS; ``start_tls`` upgrades an ``ldap://`` connection. Either way the server's
+certificate must be valid: signed by a CA the system trusts, or by the one in the PEM file
+named by ``LDAP_CA_FILE`` (a site's own CA), and naming the host.
 
 A directory that cannot be reached raises ``IdentitiesUnavailable``; the resolver then uses
 the system databases and the run summary says so.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +52,8 @@ class LdapConfig:
     uid_attr: str = "uidNumber"
     user_name_attr: str = "uid"
     start_tls: bool = False
+    #: PEM file of the CA that signed the server's certificate (else the system's CAs)
+    ca_file: str | None = None
     timeout: float = 10.0
 
     @classmethod
@@ -67,6 +72,7 @@ class LdapConfig:
             except (OSError, IndexError) as exc:
                 msg = f"cannot read LDAP_PASSWORD_FILE {file}: {exc}"
                 raise IdentitiesUnavailable(msg) from None
+        options.setdefault("ca_file", os.environ.get("LDAP_CA_FILE") or None)
         return cls(url, group_base, user_base, os.environ.get("LDAP_BIND_DN") or None,
                    password, **options)  # type: ignore[arg-type]  # fmt: skip
 
@@ -84,7 +90,12 @@ class LdapIdentities:
         if self._conn is None:
             c = self.config
             seconds = max(1, round(c.timeout))  # ldap3 packs it into a socket option: whole seconds
-            server = ldap3.Server(c.url, connect_timeout=seconds, get_info=ldap3.NONE)
+            if c.ca_file and not os.path.isfile(c.ca_file):
+                msg = f"{self.name}: LDAP_CA_FILE {c.ca_file} is not a file"
+                raise IdentitiesUnavailable(msg)
+            # ldap3 trusts any certificate unless told otherwise: require a valid one
+            tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=c.ca_file)
+            server = ldap3.Server(c.url, connect_timeout=seconds, get_info=ldap3.NONE, tls=tls)
             conn = ldap3.Connection(server, user=c.bind_dn, password=c.password,
                                     receive_timeout=seconds, read_only=True)  # fmt: skip
             try:

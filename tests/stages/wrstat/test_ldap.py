@@ -84,3 +84,29 @@ def test_a_directory_that_stops_mid_run_falls_back_too(slapd: Slapd) -> None:
     assert groups == {1314: Group("1314")}  # nobody knows it now: named by its number
     assert r.warnings and "names come from the system databases instead" in r.warnings[0]
     ids.close()
+
+
+@pytest.fixture
+def tls_slapd(tmp_path: Path) -> Iterator[Slapd]:
+    with Slapd(tmp_path / "ldap", tls=True) as server:
+        yield server
+
+
+def test_ldaps_and_starttls_work_with_the_sites_ca(tls_slapd: Slapd) -> None:
+    assert tls_slapd.ldaps_url is not None
+    for url, start_tls in ((tls_slapd.ldaps_url, False), (tls_slapd.url, True)):
+        config = LdapConfig(url, GROUPS, PEOPLE, start_tls=start_tls, ca_file=str(tls_slapd.ca))
+        ids = LdapIdentities(config)
+        try:
+            assert ids.groups([1313]) == {1313: Group("hgi", "Smith")}, url
+        finally:
+            ids.close()
+
+
+def test_a_certificate_nobody_vouches_for_is_refused(tls_slapd: Slapd) -> None:
+    assert tls_slapd.ldaps_url is not None
+    for url, start_tls in ((tls_slapd.ldaps_url, False), (tls_slapd.url, True)):
+        ids = LdapIdentities(LdapConfig(url, GROUPS, PEOPLE, start_tls=start_tls))
+        with pytest.raises(IdentitiesUnavailable, match=r"cannot be reached.*certificate"):
+            ids.groups([1313])  # the system's CAs never signed the test's certificate
+        ids.close()
