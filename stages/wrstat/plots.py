@@ -13,12 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import matplotlib
-
-matplotlib.use("Agg")  # files only: no display, and safe in any worker process
-
-from matplotlib import pyplot as plt
+from typing import Any
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 
@@ -52,6 +47,17 @@ class GroupPicture:
     #: days ahead to draw the forecast to
     horizon: int = 7
     warning: str = ""
+
+
+def _pyplot() -> Any:
+    """matplotlib, loaded when a picture is drawn (it takes a second to import; the
+    reports' other users of this module, and runs with nothing to draw, never pay it)."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")  # files only: no display, and safe in any worker process
+    from matplotlib import pyplot  # noqa: PLC0415
+
+    return pyplot
 
 
 def _days(dates: Sequence[dt.date]) -> list[float]:
@@ -94,6 +100,7 @@ def draw(p: GroupPicture, folder: Path, name: str | None = None) -> Path:
     while power < len(_UNITS) - 1 and top >= 1024.0 ** (power + 1):
         power += 1
     scale, unit = 1024.0**power, _UNITS[power]  # the axis in one binary unit: round ticks
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     try:
         used = [u / scale for u in p.used]

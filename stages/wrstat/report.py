@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import Columns, Context
+from stages.wrstat import plots
 from stages.wrstat.enrich import (
     DateFigures,
     DirectoryFigures,
@@ -317,8 +318,6 @@ class Reports:
 
     async def _pictures(self, d: DateFigures, e: Enriched, ctx: Context) -> None:
         """Pictures of the groups closest to full on the newest date, with their history."""
-        from stages.wrstat import plots  # noqa: PLC0415 - matplotlib only when drawing
-
         s = e.dates[d.date]
         horizon = max(e.thresholds.horizons, default=7)
         now = [
