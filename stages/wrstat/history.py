@@ -72,7 +72,7 @@ CREATE TABLE IF NOT EXISTS directory (id INTEGER PRIMARY KEY,
     last_modified_days REAL NOT NULL) STRICT;
 CREATE TABLE IF NOT EXISTS file_size (directory_id INTEGER NOT NULL REFERENCES directory(id),
     filetype_id INTEGER NOT NULL REFERENCES filetype(id), used INTEGER NOT NULL,
-    PRIMARY KEY (directory_id, filetype_id)) STRICT;
+    PRIMARY KEY (directory_id, filetype_id)) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS recorded (volume_id INTEGER NOT NULL REFERENCES volume(id),
     snapshot TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (volume_id, snapshot)) STRICT;
 CREATE INDEX IF NOT EXISTS usage_by_group ON usage (group_id, snapshot);
@@ -289,16 +289,19 @@ class SqliteHistory:
             db.execute("DELETE FROM directory WHERE volume_id = ?", (v,))
         types = self._ensure("filetype", "name",
                              [(t,) for d in snap.directories for t in d.filetypes])  # fmt: skip
-        sizes: list[tuple[Any, ...]] = []
-        for d in snap.directories:
-            cur = db.execute(
-                "INSERT INTO directory (volume_id, base_directory_id, path, group_id, snapshot, "
-                "files, used, last_modified_days) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                directory_row(d, day, volumes, groups, bases),
-            )
-            sizes.extend((cur.lastrowid, types[t], n) for t, n in d.filetypes.items())
+        rows = [directory_row(d, day, volumes, groups, bases) for d in snap.directories]
+        _many(db, "INSERT INTO directory (volume_id, base_directory_id, path, group_id, "
+              "snapshot, files, used, last_modified_days) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+              rows)  # fmt: skip
+        ids: dict[tuple[int, str, int], int] = {}
+        for v in replaced:  # the new rows' ids, by what they hold
+            ids.update({(b, p, g): i for b, p, g, i in db.execute(
+                "SELECT base_directory_id, path, group_id, id FROM directory WHERE volume_id = ?",
+                (v,))})  # fmt: skip
         _many(db, "INSERT INTO file_size (directory_id, filetype_id, used) VALUES (?, ?, ?)",
-              sizes)  # fmt: skip
+              ((ids[(r[1], r[2], r[3])], types[t], n)
+               for r, d in zip(rows, snap.directories, strict=True)
+               for t, n in d.filetypes.items()))  # fmt: skip
         return len(snap.directories)
 
     # -- reading --------------------------------------------------------------------------
