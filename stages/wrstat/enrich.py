@@ -201,18 +201,9 @@ class Enricher:
     async def start(self, ctx: Context) -> None:
         """Open the history store and record what an earlier run had to spool; a store
         that cannot be reached is said at once (the run goes on)."""
-        if self.store is None:
-            return
-        try:
-            await self.store.connect()
-            self.reachable = True
-            await replay(self.store, self.spool)
-        except DATABASE_ERRORS as exc:
-            ctx.log.error(
-                "the history store (%s) cannot be used now: %s; the reports will be written, "
-                "and their figures kept in %s for the next run unless it comes back",
-                describe(self.store), exc, self.spool.path,
-            )  # fmt: skip
+        await self._open(ctx, "cannot be used now", f"; the reports will be written, and "
+                         f"their figures kept in {self.spool.path} for the next run unless it "
+                         "comes back")  # fmt: skip
 
     async def close(self) -> None:
         if self.store is not None:
@@ -263,12 +254,20 @@ class Enricher:
         """Whether the store can be used now (a store down at the start is tried again)."""
         if self.store is None or self.reachable:
             return self.store is not None
+        return await self._open(ctx, "still cannot be used")
+
+    async def _open(self, ctx: Context, failed: str, then: str = "") -> bool:
+        """Connect and record what an earlier run spooled; a failure is logged as the store
+        ``failed``, why, and ``then``."""
+        if self.store is None:
+            return False
         try:
             await self.store.connect()
             await replay(self.store, self.spool)
         except DATABASE_ERRORS as exc:
-            ctx.log.error("the history store (%s) still cannot be used: %s",
-                          describe(self.store), exc)  # fmt: skip
+            ctx.log.error(
+                "the history store (%s) %s: %s%s", describe(self.store), failed, exc, then
+            )
             return False
         self.reachable = True
         return True

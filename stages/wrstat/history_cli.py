@@ -12,7 +12,7 @@ from typing import Any
 
 from stages.wrstat.history import HistoryError
 from stages.wrstat.plots import binary
-from stages.wrstat.stores import is_url, open_store
+from stages.wrstat.stores import default_file, is_url, open_store
 
 EPILOG = """\
 The history is what the wrstat reports keep at every run: per volume, group, base directory
@@ -40,7 +40,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--db",
         default=os.environ.get("HISTORY_DB")
-        or str(Path(os.environ.get("REPORT_DIR") or "reports") / "history.sqlite"),
+        or str(default_file(Path(os.environ.get("REPORT_DIR") or "reports"))),
         help="the history: a SQLite file or a mysql://USER@HOST[:PORT]/DATABASE URL "
         "(default: $HISTORY_DB, else $REPORT_DIR/history.sqlite, else reports/history.sqlite)",
     )

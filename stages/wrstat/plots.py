@@ -47,6 +47,8 @@ class GroupPicture:
     #: days ahead to draw the forecast to
     horizon: int = 7
     warning: str = ""
+    #: the group's number (a name need not be unique)
+    gid: int | None = None
 
 
 def _pyplot() -> Any:

@@ -27,7 +27,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -60,6 +59,11 @@ DIRECTORY_COLUMNS = ("Volume", "Top Level Path", "Directory", "Group", "GID",
 REJECT_COLUMNS = ("File", "Line", "Reason", "Raw")
 
 _DAY = 86400
+
+
+def snapshot_day(note: dict[str, Any]) -> dt.date:
+    """The (UTC) date of the snapshot a file note describes."""
+    return dt.datetime.fromtimestamp(note["snapshot"], dt.UTC).date()
 
 
 def days_since(snapshot: int, newest: int) -> float:
@@ -198,14 +202,14 @@ class Reports:
     async def finish(self, ctx: Context) -> None:
         self._check()
         try:
-            dates = self._figures()
+            by_day: dict[dt.date, list[dict[str, Any]]] = {}
+            for note in self.files.values():
+                by_day.setdefault(snapshot_day(note), []).append(note)
+            dates = self._figures(by_day)
             enriched = await self.enricher.enrich(list(dates.values()), ctx)
             for day, figures in sorted(dates.items()):
-                date = f"{day:%Y%m%d}"
-                rejected = await asyncio.to_thread(
-                    self._write, date, figures, enriched, self._notes(date)
-                )
-                notes = self._notes(date)
+                date, notes = f"{day:%Y%m%d}", by_day[day]
+                rejected = await asyncio.to_thread(self._write, date, figures, enriched, notes)
                 lines = sum(n["lines"] for n in notes)
                 ctx.log.info(
                     "reports for %s written to %s: %s lines from %d file(s), %s rejected%s",
@@ -219,10 +223,6 @@ class Reports:
                 await self._pictures(dates[newest], enriched, ctx)
         finally:
             await self.enricher.close()
-
-    def _notes(self, date: str) -> list[dict[str, Any]]:
-        return [n for n in self.files.values()
-                if time.strftime("%Y%m%d", time.gmtime(n["snapshot"])) == date]  # fmt: skip
 
     def _check(self) -> None:
         """Every line is in the reports or in the rejects, once."""
@@ -238,17 +238,15 @@ class Reports:
                 )
                 raise RuntimeError(msg)
 
-    def _figures(self) -> dict[dt.date, DateFigures]:
-        """The tallies of each snapshot date, as rows (before names and forecasts)."""
-        dates: dict[dt.date, DateFigures] = {}
-        for info in self.files.values():
-            day = dt.datetime.fromtimestamp(info["snapshot"], dt.UTC).date()
-            dates.setdefault(day, DateFigures(day))
+    def _figures(self, by_day: dict[dt.date, list[dict[str, Any]]]) -> dict[dt.date, DateFigures]:
+        """The tallies of each snapshot date (``by_day``: its files' notes), as rows before
+        names and forecasts."""
+        dates = {day: DateFigures(day) for day in by_day}
+        of_file = {n["file"]: (n, dates[day]) for day, notes in by_day.items() for n in notes}
         t = self.totals
 
         def note(file: str) -> tuple[dict[str, Any], DateFigures]:
-            n = self.files[file]
-            return n, dates[dt.datetime.fromtimestamp(n["snapshot"], dt.UTC).date()]
+            return of_file[file]
 
         def top(n: dict[str, Any], base: bytes | None) -> str:
             return outside(n["mount"]) if base is None else go_escape(base)
@@ -322,15 +320,15 @@ class Reports:
         horizon = max(e.thresholds.horizons, default=7)
         now = [
             plots.GroupPicture(g.volume, e.groups[g.gid].name, g.base_directory, [d.date],
-                               [float(g.used)], float(quota), slope, horizon, warning or "")
+                               [float(g.used)], float(quota), slope, horizon, warning or "",
+                               g.gid)
             for g, quota, slope, warning in zip(d.groups, s.quota, s.slope, s.warning,
                                                 strict=True) if quota
         ]  # fmt: skip
-        gids = {(g.volume, g.base_directory, e.groups[g.gid].name): g.gid for g in d.groups}
         pictures = []
         for p in plots.closest_to_full(now, self.plots):
-            gid = gids[(p.volume, p.base_directory, p.group)]
-            kept = dict(await self.enricher.series(gid, p.volume, p.base_directory))
+            assert p.gid is not None
+            kept = dict(await self.enricher.series(p.gid, p.volume, p.base_directory))
             kept[d.date] = int(p.used[-1])
             days = sorted(kept)
             pictures.append(replace(p, dates=days, used=[float(kept[x]) for x in days]))

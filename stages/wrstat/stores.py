@@ -89,13 +89,18 @@ def is_url(spec: str) -> bool:
     return spec.startswith(("mysql://", "mariadb://"))
 
 
+def default_file(report_dir: Path) -> Path:
+    """Where the history is kept when nothing says otherwise."""
+    return report_dir / "history.sqlite"
+
+
 def open_store(spec: str, report_dir: Path) -> SqliteStore | MysqlHistory:
     """The store ``spec`` names (see the module docstring), not yet connected."""
     if is_url(spec):  # the MySQL driver only when it is used
         from stages.wrstat.history_mysql import MysqlHistory, Target  # noqa: PLC0415
 
         return MysqlHistory(Target.parse(spec))
-    return SqliteStore(Path(spec) if spec else report_dir / "history.sqlite")
+    return SqliteStore(Path(spec) if spec else default_file(report_dir))
 
 
 def describe(store: SqliteStore | MysqlHistory) -> str:
