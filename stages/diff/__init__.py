@@ -1,0 +1,1 @@
+"""Diff analyzers: what changed between two snapshots of a volume."""

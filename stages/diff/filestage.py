@@ -1,0 +1,130 @@
+"""The stages of a file-level diff run (``pipeline diff OLD NEW``): read, match, write.
+
+* ``read_pair`` (source): both stats files, as chunks of entries (``stages.diff.entries``)
+  keyed by inode, the files shared out among its replicas; with ``aggregate``, each file's
+  usage tallies as well (``stages.wrstat.tally``), for the aggregate diff. Rejected lines
+  and the end-of-file notes go on as they come.
+* ``FileDiff`` (keyed by inode): holds its partitions' entries of both files, matches them
+  at the end of the stream (``stages.diff.match``), writes its part of the change lists and
+  sends on its figures. Memory per replica is its share of the entries, about 60 bytes each.
+* ``DiffWriter`` is ``stages.diff.writer``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline import Columns, Context
+from stages.diff.entries import COLUMNS, NEW, OLD, entries
+from stages.diff.filediff import figures, lists
+from stages.diff.listing import chunks
+from stages.diff.match import match
+
+#: compiled code, loaded once in the process workers are forked from
+WORKER_PRELOAD = ["stages.wrstat.parse:warm", "stages.diff.entries:warm"]
+
+#: the entry columns a replica keeps (the side is known from where they are kept)
+KEPT = [name for name in COLUMNS if name != "side"]
+
+#: the key notes travel under through the keyed stage (any replica will do)
+NOTE_KEY = 0
+
+
+def read_pair(
+    ctx: Context, old: str, new: str, aggregate: bool = True, chunk_mib: float = 4.0
+) -> Iterator[Any]:
+    """Entries of ``old`` and ``new`` (see the module docstring)."""
+    from stages.wrstat.parse import Workspace, parse, rejects  # noqa: PLC0415 - compiled
+
+    tally = None
+    if aggregate:
+        from stages.wrstat.basedirs import Rules  # noqa: PLC0415
+        from stages.wrstat.tally import Tally  # noqa: PLC0415 - compiled
+
+        tally = Tally(Rules())
+    work = Workspace()
+    for side, file in [(OLD, Path(old)), (NEW, Path(new))][ctx.replica :: ctx.replicas]:
+        for item in chunks(file, chunk_mib):
+            if item["kind"] != "chunk":
+                yield {**item, "side": side, "inode": NOTE_KEY}
+                continue
+            data, enc, ncols, line = item["data"], item["encoding"], item["ncols"], item["line"]
+            parsed = parse(data, enc, ncols, work)  # type: ignore[arg-type]
+            yield entries(parsed, line, side)  # type: ignore[arg-type]
+            for bad in rejects(parsed, data, str(file), line, ncols, enc):  # type: ignore[arg-type]
+                yield {**bad, "side": side, "inode": NOTE_KEY}
+            if tally is not None:
+                tally.add(data, enc, ncols, item["snapshot"], str(file), line)  # type: ignore[arg-type]
+    if tally is not None:
+        yield {**tally.partial(), "inode": NOTE_KEY}
+
+
+class FileDiff:
+    """Match this replica's share of the entries (see the module docstring).
+
+    ``old``, ``new``: the two stats files (their paths are read again for the lists);
+    ``out``: where the lists go; ``largest``: how many of the largest files created to
+    report."""
+
+    def __init__(self, old: str, new: str, out: str, largest: int = 20) -> None:
+        self.old, self.new, self.out = Path(old), Path(new), Path(out)
+        self.largest = largest
+        #: per side, per column: the arrays received (copied out of their messages, so
+        #: that each column can be let go as soon as it is put together)
+        self.sides: tuple[dict[str, list[np.ndarray]], ...] = (
+            {n: [] for n in KEPT},
+            {n: [] for n in KEPT},
+        )
+        self.counts = [0, 0]
+
+    def process(self, item: Any, ctx: Context) -> Any:
+        if isinstance(item, Columns):
+            if len(item):
+                side = int(item["side"][0])
+                for name, parts in self.sides[side].items():
+                    parts.append(np.array(item[name]))
+                self.counts[side] += len(item)
+            return None
+        return item
+
+    def finish(self, ctx: Context) -> dict[str, Any]:
+        rows: dict[str, np.ndarray] = {}
+        for name in KEPT:
+            rows[name] = np.concatenate(
+                [np.empty(0, COLUMNS[name]), *self.sides[OLD][name], *self.sides[NEW][name]]
+            )
+            self.sides[OLD][name].clear()
+            self.sides[NEW][name].clear()
+        t0 = time.perf_counter()
+        m = match(Columns(rows), self.counts[OLD])
+        del rows
+        t1 = time.perf_counter()
+        self.out.mkdir(parents=True, exist_ok=True)
+        parts = lists(m, self.old, self.new, self.out, f".part{ctx.replica}")
+        found = figures(m, self.new, self.largest)
+        ctx.log.info(
+            "replica %d: %s; matched in %.1f s, lists written in %.1f s",
+            ctx.replica,
+            ", ".join(f"{k} {v:,}" for k, v in found["counts"].items()),
+            t1 - t0,
+            time.perf_counter() - t1,
+        )
+        return {
+            "kind": "filediff",
+            "replica": ctx.replica,
+            **found,
+            "parts": {k: str(p) for k, p in parts.items()},
+            "peak_rss": _peak_rss(),
+        }
+
+
+def _peak_rss() -> int:
+    """This process's peak resident memory, in bytes."""
+    import resource  # noqa: PLC0415
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
