@@ -101,69 +101,21 @@ class DiffWriter:
 
     def finish(self, ctx: Context) -> None:
         counts = {k: sum(p["counts"][k] for p in self.parts) for k in self.parts[0]["counts"]}
-        self._check(counts)
+        check_balance(self.notes, self.rejects, counts)
         self.out.mkdir(parents=True, exist_ok=True)
         lists = self._lists()
-        groups = add_groups([p["groups"] for p in self.parts])
-        largest = self._largest()
-        write_atomically(
-            self.out / "groups.tsv", tsv(GROUP_COLUMNS, rows(groups, ("gid", *GROUP_FIGURES)))
-        )
-        write_atomically(
-            self.out / "largest-created.tsv",
-            tsv(LARGEST_COLUMNS, rows(largest, LARGEST)),
-        )
-        rejects = sorted((r["file"], r["line"], r["reason"], r["raw"]) for r in self.rejects)
-        write_atomically(self.out / "rejects.tsv", tsv(REJECT_COLUMNS, rejects))
-        old, new = self.notes[OLD], self.notes[NEW]
-        report = Report(
-            f"{_run_id(old)} vs {_run_id(new)}",
-            _run_id(old),
-            _run_id(new),
-            files={
-                "counts": counts,
-                "groups": groups,
-                "largest": largest,
-                "lists": {k: p.name for k, p in lists.items()},
-            },
-            meta={
-                "old": self.old,
-                "new": self.new,
-                "peak_rss": [p["peak_rss"] for p in sorted(self.parts, key=lambda p: p["replica"])],
-            },
-        )
+        peaks = [p["peak_rss"] for p in sorted(self.parts, key=lambda p: p["replica"])]
+        report = file_report(self.notes, counts, add_groups([p["groups"] for p in self.parts]),
+                             self._largest(), lists, {"peak_rss": peaks})  # fmt: skip
         if self.tallied:
-            before, after = self._snapshot(old), self._snapshot(new)
+            before, after = self._snapshot(self.notes[OLD]), self._snapshot(self.notes[NEW])
             report.aggregate = diff(before, after)
             if self.snapshots:
                 for snap in (before, after):
                     save_snapshot(snap, self.out / f"{snap.run_id}.snap")
-        write_aggregate(report, self.out)
-        peak = max(p["peak_rss"] for p in self.parts)
-        ctx.log.info(
-            "%s: %s created, %s deleted, %s modified, %s moved, %s unchanged; %s rejected "
-            "lines; peak memory of a diff replica %.0f MB; written to %s",
-            report.id,
-            *(f"{counts[k]:,}" for k in ("created", "deleted", "modified", "moved", "unchanged")),
-            f"{len(self.rejects):,}",
-            peak / 1e6,
-            self.out,
-        )
-
-    def _check(self, counts: dict[str, int]) -> None:
-        """Every line of both files is an entry or a rejected line, once."""
-        for side, name in ((OLD, "old"), (NEW, "new")):
-            note = self.notes.get(side)
-            if note is None:
-                raise RuntimeError(f"the {name} file was never read to its end; this is a bug")
-            bad = sum(1 for r in self.rejects if r["side"] == side)
-            used = counts[f"{name}_entries"]
-            if used + bad != note["lines"]:
-                msg = (
-                    f"{note['file']}: {note['lines']:,} lines read, but {used:,} compared "
-                    f"and {bad:,} rejected; this is a bug, please report it"
-                )
-                raise RuntimeError(msg)
+        write_file_report(report, self.rejects, self.out)
+        ctx.log.info("%s; peak memory of a matching replica %.0f MB; written to %s",
+                     describe(report, len(self.rejects)), max(peaks) / 1e6, self.out)  # fmt: skip
 
     def _lists(self) -> dict[str, Path]:
         """Each kind's parts, one after the other, under one header."""
@@ -210,6 +162,56 @@ class DiffWriter:
             if src == file
         ]
         return Snapshot(note["volume"], _date(note), groups_table(groups), users_table(users))
+
+
+def check_balance(notes: dict[int, dict[str, Any]], rejects: list[dict[str, Any]],
+                  counts: dict[str, int]) -> None:  # fmt: skip
+    """Every line of both files is an entry compared or a rejected line, once."""
+    for side, name in ((OLD, "old"), (NEW, "new")):
+        note = notes.get(side)
+        if note is None:
+            raise RuntimeError(f"the {name} file was never read to its end; this is a bug")
+        bad = sum(1 for r in rejects if r["side"] == side)
+        used = counts[f"{name}_entries"]
+        if used + bad != note["lines"]:
+            msg = (f"{note['file']}: {note['lines']:,} lines read, but {used:,} compared "
+                   f"and {bad:,} rejected; this is a bug, please report it")  # fmt: skip
+            raise RuntimeError(msg)
+
+
+def file_report(
+    notes: dict[int, dict[str, Any]],
+    counts: dict[str, int],
+    groups: Columns,
+    largest: Columns,
+    lists: dict[str, Path],
+    meta: dict[str, Any],
+) -> Report:
+    """The report of a file-level diff, named after its two snapshots."""
+    old, new = notes[OLD], notes[NEW]
+    files = {"counts": counts, "groups": groups, "largest": largest,
+             "lists": {k: p.name for k, p in lists.items()}}  # fmt: skip
+    return Report(f"{_run_id(old)} vs {_run_id(new)}", _run_id(old), _run_id(new), files=files,
+                  meta={"old": old["file"], "new": new["file"], **meta})  # fmt: skip
+
+
+def write_file_report(report: Report, rejects: list[dict[str, Any]], out: Path) -> None:
+    """``groups.tsv``, ``largest-created.tsv``, ``rejects.tsv``, and ``write_aggregate``."""
+    assert report.files is not None
+    groups, largest = report.files["groups"], report.files["largest"]
+    write_atomically(out / "groups.tsv", tsv(GROUP_COLUMNS, rows(groups, ("gid", *GROUP_FIGURES))))
+    write_atomically(out / "largest-created.tsv", tsv(LARGEST_COLUMNS, rows(largest, LARGEST)))
+    bad = sorted((r["file"], r["line"], r["reason"], r["raw"]) for r in rejects)
+    write_atomically(out / "rejects.tsv", tsv(REJECT_COLUMNS, bad))
+    write_aggregate(report, out)
+
+
+def describe(report: Report, rejected: int) -> str:
+    """One line: what a file-level diff found."""
+    c = report.files["counts"] if report.files else {}
+    kinds = ", ".join(f"{c[k]:,} {k}" for k in ("created", "deleted", "modified", "moved",
+                                                 "unchanged"))  # fmt: skip
+    return f"{report.id}: {kinds}; {rejected:,} rejected lines"
 
 
 def write_aggregate(report: Report, out: Path) -> None:

@@ -146,6 +146,35 @@ class Recorded:
     directories: int
 
 
+@dataclass(frozen=True)
+class Kept:
+    """A volume's figures of one kept snapshot: what a diff compares with."""
+
+    #: the snapshot date, YYYY-MM-DD
+    snapshot: str
+    #: (gid, base directory, used, files)
+    groups: list[tuple[int, str, int, int]]
+    #: (uid, gid, used, files)
+    users: list[tuple[int, int, int, int]]
+
+
+#: the statements that read one snapshot of a volume back (``?``: snapshot, volume id)
+PREVIOUS = (
+    "SELECT volume_id, snapshot FROM recorded WHERE snapshot < ? AND volume_id = "
+    "(SELECT id FROM volume WHERE name = ?) ORDER BY snapshot DESC LIMIT 1"
+)
+KEPT_GROUPS = (
+    "SELECT g.gid, b.path, u.used, u.files FROM usage u "
+    "JOIN base_directory b ON b.id = u.base_directory_id JOIN unix_group g ON g.id = u.group_id "
+    "WHERE u.snapshot = ? AND b.volume_id = ? ORDER BY g.gid, b.path"
+)
+KEPT_USERS = (
+    "SELECT s.uid, g.gid, x.used, x.files FROM user_usage x JOIN user s ON s.id = x.user_id "
+    "JOIN unix_group g ON g.id = x.group_id WHERE x.snapshot = ? AND x.volume_id = ? "
+    "ORDER BY s.uid, g.gid"
+)
+
+
 class HistoryError(Exception):
     """The history store cannot be used; says which and what to do."""
 
@@ -343,6 +372,16 @@ class SqliteHistory:
                 (day, volume_id),
             ).fetchall()
         return rows
+
+    def previous(self, volume: str, before: dt.date) -> Kept | None:
+        """The figures of ``volume``'s last snapshot kept before ``before`` (None: none)."""
+        found = self.db.execute(PREVIOUS, (before.isoformat(), volume)).fetchone()
+        if found is None:
+            return None
+        volume_id, day = found
+        groups = self.db.execute(KEPT_GROUPS, (day, volume_id)).fetchall()
+        users = self.db.execute(KEPT_USERS, (day, volume_id)).fetchall()
+        return Kept(day, groups, users)
 
 
 def last_per_volume(kept: Iterable[tuple[int, Any]], snapshots: int) -> list[tuple[int, Any]]:

@@ -30,12 +30,16 @@ import pymysql
 
 from stages.wrstat.history import (
     BATCH,
+    KEPT_GROUPS,
+    KEPT_USERS,
+    PREVIOUS,
     SCHEMA_VERSION,
     WARNINGS,
     DirectoryUsage,
     GroupUsage,
     HistoryError,
     HistoryUnavailable,
+    Kept,
     Point,
     Recorded,
     Snapshot,
@@ -388,6 +392,30 @@ class MysqlHistory:
                 rows += [(v, p, g, d.isoformat(), u) for v, p, g, d, u in await cur.fetchall()]
         await self.conn.commit()  # end the read's transaction: later reads see new rows
         return rows
+
+    @_translated
+    async def previous(self, volume: str, before: dt.date) -> Kept | None:
+        """As ``SqliteHistory.previous``."""
+        if self.conn is None:
+            await self.connect()
+        async with self.conn.cursor() as cur:
+            await cur.execute(_mysql(PREVIOUS), (before.isoformat(), volume))
+            found = await cur.fetchone()
+            kept = None
+            if found is not None:
+                volume_id, day = found
+                await cur.execute(_mysql(KEPT_GROUPS), (day, volume_id))
+                groups = [tuple(r) for r in await cur.fetchall()]
+                await cur.execute(_mysql(KEPT_USERS), (day, volume_id))
+                users = [tuple(r) for r in await cur.fetchall()]
+                kept = Kept(day.isoformat(), groups, users)
+        await self.conn.commit()  # end the read's transaction: later reads see new rows
+        return kept
+
+
+def _mysql(sql: str) -> str:
+    """A statement of ``stages.wrstat.history`` in MySQL's spelling."""
+    return sql.replace("?", "%s").replace(" usage ", " `usage` ")
 
 
 #: rows per statement of ``_bulk`` (a statement stays well under max_allowed_packet)

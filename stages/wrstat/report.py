@@ -33,6 +33,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pipeline import Columns, Context
 from stages.wrstat import plots
 from stages.wrstat.enrich import (
@@ -199,7 +201,9 @@ class Reports:
             elif kind == "file":
                 self.files[one["file"]] = one
 
-    async def finish(self, ctx: Context) -> None:
+    async def finish(self, ctx: Context) -> list[dict[str, Any]]:
+        """Write the reports; returns each volume's figures of each date (``snapshots``),
+        for a stage after this one (``stages.diff.changes``) to compare."""
         self._check()
         try:
             by_day: dict[dt.date, list[dict[str, Any]]] = {}
@@ -223,6 +227,7 @@ class Reports:
                 await self._pictures(dates[newest], enriched, ctx)
         finally:
             await self.enricher.close()
+        return [s for day in sorted(dates) for s in snapshots(dates[day], by_day[day], enriched)]
 
     def _check(self) -> None:
         """Every line is in the reports or in the rejects, once."""
@@ -342,6 +347,34 @@ class Reports:
         write_atomically(self.dir / f"{stem}.tsv", tsv(header, rows))
         json_rows = [tuple(_number(k, v) for k, v in zip(keys, row, strict=True)) for row in rows]
         write_atomically(self.dir / f"{stem}.jsonl", jsonl(keys, json_rows))
+
+
+def snapshots(d: DateFigures, notes: list[dict[str, Any]], e: Enriched) -> list[dict[str, Any]]:
+    """One item per volume of a date: its group and user rows with their names, and the
+    stats file they came from."""
+    out = []
+    for n in sorted(notes, key=lambda n: n["volume"]):
+        volume = n["volume"]
+        groups = [g for g in d.groups if g.volume == volume]
+        users = [u for u in d.users if u.volume == volume]
+        out.append({
+            "kind": "snapshot", "volume": volume, "date": f"{d.date:%Y%m%d}",
+            "file": n["file"], "mount": n["mount"],
+            "groups": Columns(
+                gid=np.array([g.gid for g in groups], np.uint32),
+                base=np.array([g.base_directory for g in groups], dtype=object),
+                usage=np.array([g.used for g in groups], np.int64),
+                files=np.array([g.files for g in groups], np.int64)),
+            "users": Columns(
+                uid=np.array([u.uid for u in users], np.uint32),
+                gid=np.array([u.gid for u in users], np.uint32),
+                usage=np.array([u.used for u in users], np.int64),
+                files=np.array([u.files for u in users], np.int64)),
+            "group_names": {str(g): e.groups[g].name for g in {g.gid for g in groups}
+                            | {u.gid for u in users}},
+            "user_names": {str(u.uid): e.users[u.uid] for u in users},
+        })  # fmt: skip
+    return out
 
 
 def _number(key: str, value: Any) -> Any:

@@ -20,7 +20,14 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from stages.wrstat.history import HistoryUnavailable, Point, Recorded, Snapshot, SqliteHistory
+from stages.wrstat.history import (
+    HistoryUnavailable,
+    Kept,
+    Point,
+    Recorded,
+    Snapshot,
+    SqliteHistory,
+)
 
 if TYPE_CHECKING:
     from stages.wrstat.history_mysql import MysqlHistory
@@ -37,6 +44,7 @@ class Store(Protocol):
     async def group_history(
         self, group: str | int, volume: str | None = None
     ) -> list[dict[str, Any]]: ...
+    async def previous(self, volume: str, before: dt.date) -> Kept | None: ...
 
 
 class SqliteStore:
@@ -83,6 +91,10 @@ class SqliteStore:
     ) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = await self._call("group_history", group, volume)
         return rows
+
+    async def previous(self, volume: str, before: dt.date) -> Kept | None:
+        kept: Kept | None = await self._call("previous", volume, before)
+        return kept
 
 
 def is_url(spec: str) -> bool:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from stages.wrstat.history import SCHEMA_VERSION, HistoryError, Recorded, SqliteHistory
+from stages.wrstat.history import SCHEMA_VERSION, HistoryError, Kept, Recorded, SqliteHistory
 from stages.wrstat.history_mysql import MysqlHistory, Target, _values
 from stages.wrstat.spool import Spool, keep, replay
 from tests.brokers import HOST, free_port
@@ -29,6 +29,8 @@ def test_mariadb_keeps_the_same_history_as_sqlite(mariadb: MariaDB, tmp_path: Pa
     url = mariadb.database("usage")
     lite = SqliteHistory(tmp_path / "h.sqlite")
 
+    kept: list[object] = []
+
     async def scenario() -> tuple[list[object], list[object], list[tuple[int, int]]]:
         store = await MysqlHistory.open(url)
         try:
@@ -40,6 +42,8 @@ def test_mariadb_keeps_the_same_history_as_sqlite(mariadb: MariaDB, tmp_path: Pa
                 lite.record(snapshot(day, used, name))
             by_name = await store.group_history("hgi-new")
             by_gid = await store.group_history(1313, volume="scratch117")
+            for volume, day in (("scratch117", DAY2), ("scratch117", DAY1), ("scratch118", DAY2)):
+                kept.append(await store.previous(volume, day))
         finally:
             await store.close()
         return list(by_name), list(by_gid), counts
@@ -48,6 +52,12 @@ def test_mariadb_keeps_the_same_history_as_sqlite(mariadb: MariaDB, tmp_path: Pa
     assert counts == [(2, 2), (0, 0), (2, 2)]  # the repeated snapshot added nothing
     assert by_name == lite.group_history("hgi-new") == by_gid
     assert [r["used"] for r in by_name] == [100, 150]  # type: ignore[index]
+    # what a diff compares with: the volume's last snapshot before a date, from either store
+    assert kept == [lite.previous("scratch117", DAY2), None, lite.previous("scratch118", DAY2)]
+    assert kept[0] == Kept("2026-11-01", [(1313, "/lustre/scratch117/hgi", 100, 40),
+                                          (1314, "/lustre/scratch117/team", 7, 1)],
+                           [(5678, 1313, 100, 40)])  # fmt: skip
+    assert kept[2] == Kept("2026-11-01", [], [(5678, 1313, 3, 1)])
     lite.close()
     conn = pymysql.connect(host=HOST, port=mariadb.port, user="root", password="", database="usage")
     with conn.cursor() as cur:

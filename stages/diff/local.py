@@ -1,0 +1,59 @@
+"""A file-level diff of two stats files in one process, for a stage that has them both at
+hand (``stages.diff.changes``); ``pipeline diff`` spreads the same work over replicas.
+
+Memory is about 60 bytes per line of the two files together (the entries), plus the
+paths of the moved entries.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline import Columns
+from stages.diff.entries import COLUMNS, NEW, OLD, entries
+from stages.diff.filediff import figures, lists
+from stages.diff.listing import chunks
+from stages.diff.match import match
+from stages.diff.report import Report
+from stages.diff.writer import check_balance, file_report, write_file_report
+
+
+def diff_files(old: Path, new: Path, out: Path, largest: int = 20) -> tuple[Report, int]:
+    """Compare ``old`` with ``new`` and write the lists and reports into ``out``, as
+    ``pipeline diff --files-only`` does; returns the report and the rejected lines."""
+    from stages.wrstat.parse import Workspace, parse, rejects  # noqa: PLC0415 - compiled
+
+    parts: dict[str, list[np.ndarray]] = {n: [] for n in COLUMNS if n != "side"}
+    notes: dict[int, dict[str, Any]] = {}
+    bad: list[dict[str, Any]] = []
+    n_old = 0
+    work = Workspace()
+    for side, file in ((OLD, old), (NEW, new)):
+        for item in chunks(file):
+            if item["kind"] == "file":
+                notes[side] = {**item, "side": side}
+            elif item["kind"] == "reject":
+                bad.append({**item, "side": side})
+            else:
+                data, enc, ncols, line = item["data"], item["encoding"], item["ncols"], item["line"]
+                parsed = parse(data, enc, ncols, work)  # type: ignore[arg-type]
+                e = entries(parsed, line, side)  # type: ignore[arg-type]
+                for name, kept in parts.items():
+                    kept.append(e[name])
+                n_old += len(e) if side == OLD else 0
+                bad += [{**r, "side": side}
+                        for r in rejects(parsed, data, str(file), line, ncols, enc)]  # type: ignore[arg-type]  # fmt: skip
+    rows = Columns({n: np.concatenate([np.empty(0, COLUMNS[n]), *p]) for n, p in parts.items()})
+    parts.clear()
+    m = match(rows, n_old)
+    del rows
+    found = figures(m, new, largest)
+    check_balance(notes, bad, found["counts"])
+    out.mkdir(parents=True, exist_ok=True)
+    written = lists(m, old, new, out)
+    report = file_report(notes, found["counts"], found["groups"], found["largest"], written, {})
+    write_file_report(report, bad, out)
+    return report, len(bad)
