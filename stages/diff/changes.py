@@ -134,7 +134,7 @@ class Changes:
             return
         out = self.dir / f"file-changes-{s['volume']}-{s['date']}"
         report, rejected = await asyncio.to_thread(
-            diff_files, earlier[0].path, Path(s["file"]), out, self.largest)  # fmt: skip
+            diff_files, earlier[0].path, Path(s["file"]), out, self.largest, ctx)  # fmt: skip
         ctx.log.info("%s; lists in %s", describe_diff(report, rejected), out)
 
 

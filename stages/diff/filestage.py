@@ -24,6 +24,7 @@ from stages.diff.entries import COLUMNS, NEW, OLD, entries
 from stages.diff.filediff import figures, lists
 from stages.diff.listing import chunks
 from stages.diff.match import match
+from stages.wrstat.read import Progress
 
 #: compiled code, loaded once in the process workers are forked from
 WORKER_PRELOAD = ["stages.wrstat.parse:warm", "stages.diff.entries:warm"]
@@ -48,8 +49,10 @@ def read_pair(
 
         tally = Tally(Rules())
     work = Workspace()
-    for side, file in [(OLD, Path(old)), (NEW, Path(new))][ctx.replica :: ctx.replicas]:
-        for item in chunks(file, chunk_mib):
+    mine = [(OLD, Path(old)), (NEW, Path(new))][ctx.replica :: ctx.replicas]
+    progress = Progress(ctx, sum(file.stat().st_size for _, file in mine))
+    for side, file in mine:
+        for item in chunks(file, chunk_mib, ctx, progress):
             if item["kind"] != "chunk":
                 yield {**item, "side": side, "inode": NOTE_KEY}
                 continue
@@ -60,6 +63,7 @@ def read_pair(
                 yield {**bad, "side": side, "inode": NOTE_KEY}
             if tally is not None:
                 tally.add(data, enc, ncols, item["snapshot"], str(file), line)  # type: ignore[arg-type]
+        progress.file_done(file.stat().st_size)
     if tally is not None:
         yield {**tally.partial(), "inode": NOTE_KEY}
 

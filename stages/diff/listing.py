@@ -21,7 +21,7 @@ from pipeline import Context
 from stages.wrstat import layout as K
 from stages.wrstat.lines import LUTS, decode_path
 from stages.wrstat.naming import StatsFile, from_name
-from stages.wrstat.read import read_file
+from stages.wrstat.read import Progress, read_file
 
 #: the columns of every change list; "-" where a side has no value
 LIST_COLUMNS = (
@@ -48,10 +48,14 @@ def stats_file(path: Path) -> StatsFile:
     return StatsFile(path, path.name.split(".")[0], None, int(path.stat().st_mtime))
 
 
-def chunks(path: Path, chunk_mib: float = 4.0) -> Iterator[dict[str, object]]:
-    """What ``stages.wrstat.read`` makes of one file, outside a running pipeline."""
-    ctx = Context("diff", 0, 1, Path("."))
-    yield from read_file(ctx, stats_file(path), max(1, int(chunk_mib * (1 << 20))))
+def chunks(
+    path: Path, chunk_mib: float = 4.0, ctx: Context | None = None, progress: Progress | None = None
+) -> Iterator[dict[str, object]]:
+    """What ``stages.wrstat.read`` makes of one file. A file cut short is reported to
+    ``ctx`` (the run then exits 3); without one (reading a file again for its paths,
+    after it was read whole once), to a context of its own."""
+    ctx = ctx or Context("diff", 0, 1, Path("."))
+    yield from read_file(ctx, stats_file(path), max(1, int(chunk_mib * (1 << 20))), progress)
 
 
 @njit(cache=True, nogil=True)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import Columns
+from pipeline import Columns, Context
 from stages.diff.entries import COLUMNS, NEW, OLD, entries
 from stages.diff.filediff import figures, lists
 from stages.diff.listing import chunks
@@ -21,9 +21,13 @@ from stages.diff.report import Report
 from stages.diff.writer import check_balance, file_report, write_file_report
 
 
-def diff_files(old: Path, new: Path, out: Path, largest: int = 20) -> tuple[Report, int]:
+def diff_files(
+    old: Path, new: Path, out: Path, largest: int = 20, ctx: Context | None = None
+) -> tuple[Report, int]:
     """Compare ``old`` with ``new`` and write the lists and reports into ``out``, as
-    ``pipeline diff --files-only`` does; returns the report and the rejected lines."""
+    ``pipeline diff --files-only`` does; returns the report and the rejected lines. An
+    ``old`` file cut short is reported to ``ctx`` (``new`` is the run's own input, which
+    the run's reader has reported on already)."""
     from stages.wrstat.parse import Workspace, parse, rejects  # noqa: PLC0415 - compiled
 
     parts: dict[str, list[np.ndarray]] = {n: [] for n in COLUMNS if n != "side"}
@@ -32,7 +36,7 @@ def diff_files(old: Path, new: Path, out: Path, largest: int = 20) -> tuple[Repo
     n_old = 0
     work = Workspace()
     for side, file in ((OLD, old), (NEW, new)):
-        for item in chunks(file):
+        for item in chunks(file, ctx=ctx if side == OLD else None):
             if item["kind"] == "file":
                 notes[side] = {**item, "side": side}
             elif item["kind"] == "reject":

@@ -50,13 +50,13 @@ def read_stats(
         raise ValueError(f"snapshots must be 'newest' or 'all', got {snapshots!r}")
     every = snapshots == "all"
     files = discover(path, max_age_days, every)[ctx.replica :: ctx.replicas]
-    progress = _Progress(ctx, sum(stats.path.stat().st_size for stats in files))
+    progress = Progress(ctx, sum(stats.path.stat().st_size for stats in files))
     for stats in files:
         yield from read_file(ctx, stats, max(1, int(chunk_mib * MIB)), progress)
         progress.file_done(stats.path.stat().st_size)
 
 
-class _Progress:
+class Progress:
     """Compressed bytes read, over all the files of this replica."""
 
     def __init__(self, ctx: Context, total: int) -> None:
@@ -125,7 +125,7 @@ class _Gunzip:
     bytes each. Once they are all out, ``problem`` says whether the stream was cut short or
     corrupt, and after how many compressed bytes."""
 
-    def __init__(self, path: Path, piece: int, progress: _Progress | None) -> None:
+    def __init__(self, path: Path, piece: int, progress: Progress | None) -> None:
         self.path = path
         self.piece = piece
         self.progress = progress
@@ -158,7 +158,7 @@ class _Gunzip:
 
 
 def read_file(
-    ctx: Context, stats: StatsFile, chunk_bytes: int, progress: _Progress | None = None
+    ctx: Context, stats: StatsFile, chunk_bytes: int, progress: Progress | None = None
 ) -> Iterator[dict[str, Any]]:
     from stages.wrstat.parse import count_lines  # noqa: PLC0415 - compiled: load where used
 

@@ -10,7 +10,7 @@ import pytest
 from pipeline.errors import ExitCode
 from tests.conftest import cli
 from tests.stages.diff import oracle
-from tests.stages.diff.pairs import scenario
+from tests.stages.diff.pairs import scenario, write
 
 pytestmark = pytest.mark.integration
 
@@ -128,3 +128,24 @@ def test_inputs_it_cannot_use_are_refused_with_what_to_do(tmp_path: Path) -> Non
     ran = cli("diff", str(broken), str(snap), cwd=tmp_path)
     assert ran.returncode == ExitCode.USAGE
     assert "broken.snap" in ran.stderr and "corrupt" in ran.stderr
+
+
+def test_a_file_cut_short_is_compared_as_far_as_it_goes_and_the_run_says_so(
+    tmp_path: Path,
+) -> None:
+    rows = [(b"/v/f%06d" % i, "f", i, 1000, 10 + i, 1, 100, 1) for i in range(20000)]
+    old = write(tmp_path / "in" / "20261101_v.a.b.stats.gz", list(rows))
+    whole = write(tmp_path / "whole" / "20261102_v.a.b.stats.gz", list(rows[:-1]))
+    new = tmp_path / "in" / "20261102_v.a.b.stats.gz"
+    new.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    out = tmp_path / "out"
+    ran = cli("diff", str(old), str(new), "--out", str(out), cwd=tmp_path)
+    assert ran.returncode == ExitCode.INCOMPLETE_INPUT, ran.stderr
+    assert "the gzip stream is truncated" in ran.stderr
+    report = json.loads((out / "report.json").read_text())
+    counts = report["files"]["counts"]
+    rejected = (out / "rejects.tsv").read_text().splitlines()[1:]
+    assert [r.split("\t")[2] for r in rejected] == ["the file ends in the middle of this line"]
+    # every old line is accounted for: the new file's missing lines show as deleted
+    assert counts["unchanged"] + counts["deleted"] == 20000
+    assert counts["new_entries"] == counts["unchanged"] < 19999
