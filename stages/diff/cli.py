@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import datetime as dt
 import logging
+import os
+import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from stages.diff import snapfile
+from stages.diff.aggregate import Snapshot
+from stages.wrstat.stores import default_file, is_url
 
 EPILOG = """\
-OLD and NEW are either two wrstat stats files of one volume (stats.gz, as wrstat writes
-them) or two saved aggregate snapshots (.snap files, from --snapshots).
+OLD and NEW are two wrstat stats files of one volume (stats.gz, as wrstat writes them), two
+saved aggregate snapshots (.snap files, from --snapshots), or two snapshots kept in the
+usage history as VOLUME@YYYYMMDD (see --db).
 
 Two stats files: a file-level diff, entries matched by (device, inode) across --replicas
 processes, each holding its share of the entries; and, unless --files-only, the aggregate
@@ -23,7 +31,7 @@ diff per (gid, base directory) and per (uid, gid). In --out:
   aggregate-groups.tsv aggregate-users.tsv         usage before and after, change, status
   report.json report.rpt    the whole report, as JSON and in binary (pipeline diff --show)
   rejects.tsv               lines of either file that could not be read
-Two snapshots: the aggregate diff alone.
+Two snapshots (.snap or VOLUME@YYYYMMDD): the aggregate diff alone.
 
 An entry whose type changed (a file where a symlink was) is a delete and a create; the
 same inode under a new path is a move; a hard link's added or removed names are creates
@@ -34,6 +42,7 @@ examples:
   pipeline diff a.stats.gz b.stats.gz --replicas 4 --files-only
   pipeline diff a.stats.gz b.stats.gz --snapshots      # also save both as .snap files
   pipeline diff changes/scratch123@20261101.snap changes/scratch123@20261102.snap
+  pipeline diff scratch123@20261101 scratch123@20261108 --db reports/history.sqlite
   pipeline diff --show changes/report.rpt              # a saved report, as JSON
 """
 
@@ -67,6 +76,14 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="save both sides' aggregate snapshots as .snap files in --out",
     )
+    p.add_argument(
+        "--db",
+        default=os.environ.get("HISTORY_DB")
+        or str(default_file(Path(os.environ.get("REPORT_DIR") or "reports"))),
+        help="the history, for VOLUME@YYYYMMDD snapshots: a SQLite file or a "
+        "mysql://USER@HOST[:PORT]/DATABASE URL (default: $HISTORY_DB, else "
+        "$REPORT_DIR/history.sqlite, else reports/history.sqlite)",
+    )
     p.add_argument("--show", metavar="REPORT", help="print a saved report (.rpt or .json) as JSON")
     p.add_argument(
         "--progress",
@@ -84,13 +101,17 @@ def run(args: argparse.Namespace) -> int:
         return _show(args.show)
     if not args.old or not args.new:
         raise UsageError("give OLD and NEW (two stats files or two .snap files), or --show")
+    if all(KEPT.match(x) and not Path(x).exists() for x in (args.old, args.new)):
+        return _kept(args.old, args.new, args)
     old, new = Path(args.old), Path(args.new)
     for p in (old, new):
         if not p.is_file():
             raise UsageError(f"{p} is not a file; give two stats files or two .snap files")
     kinds = {_is_snapshot(old), _is_snapshot(new)}
     if kinds == {True}:
-        return _snapshots(old, new, Path(args.out))
+        from stages.diff.report import load_snapshot  # noqa: PLC0415
+
+        return _aggregate(lambda: (load_snapshot(old), load_snapshot(new)), args)
     if kinds != {False}:
         raise UsageError(
             f"{old} and {new}: give two stats files or two .snap files, not one of each"
@@ -98,6 +119,10 @@ def run(args: argparse.Namespace) -> int:
     if args.replicas < 1:
         raise UsageError(f"--replicas must be at least 1, got {args.replicas}")
     return _files(args, old, new)
+
+
+#: a snapshot kept in the history: VOLUME@YYYYMMDD
+KEPT = re.compile(r"^([^@/]+)@(\d{8})$")
 
 
 def _is_snapshot(path: Path) -> bool:
@@ -119,25 +144,63 @@ def _show(path: str) -> int:
     return 0
 
 
-def _snapshots(old: Path, new: Path, out: Path) -> int:
-    from stages.diff.report import Manager, ReportError  # noqa: PLC0415
+def _aggregate(load: Callable[[], tuple[Snapshot, Snapshot]], args: argparse.Namespace) -> int:
+    """The aggregate diff of two snapshots ``load`` gives."""
+    from stages.diff.report import Manager, ReportError, save_snapshot  # noqa: PLC0415
     from stages.diff.writer import write_aggregate  # noqa: PLC0415
+    from stages.wrstat.history import HistoryError  # noqa: PLC0415
 
     m = Manager()
+    out = Path(args.out)
     try:
-        a, b = m.load(old), m.load(new)
+        a, b = (m.add(s) for s in load())
         report = m.make_diff(a, b)
-    except (ReportError, snapfile.SnapFileError) as exc:
+    except (ReportError, snapfile.SnapFileError, HistoryError) as exc:
         print(f"pipeline diff: {exc}", file=sys.stderr)
         return 2
     out.mkdir(parents=True, exist_ok=True)
     write_aggregate(report, out)
+    if args.snapshots:
+        for run_id in (a, b):
+            save_snapshot(m.runs[run_id], out / f"{run_id}.snap")
     totals = report.aggregate.totals() if report.aggregate else {}
     print(
         f"{report.id}: usage {totals.get('usage_before', 0):,} -> "
         f"{totals.get('usage_after', 0):,} bytes; written to {out}"
     )
     return 0
+
+
+def _kept(old: str, new: str, args: argparse.Namespace) -> int:
+    """The aggregate diff of two snapshots kept in the history."""
+    from stages.diff.aggregate import groups_table, users_table  # noqa: PLC0415
+    from stages.diff.report import ReportError  # noqa: PLC0415
+    from stages.wrstat.stores import describe, open_store  # noqa: PLC0415
+
+    async def read() -> tuple[Snapshot, Snapshot]:
+        store = open_store(args.db, Path("."))
+        try:
+            out = []
+            for ref in (old, new):
+                m = KEPT.match(ref)
+                assert m is not None
+                volume, day = m.group(1), dt.datetime.strptime(m.group(2), "%Y%m%d").date()
+                kept = await store.previous(volume, day, exactly=True)
+                if kept is None:
+                    msg = (f"no snapshot of {volume} on {day} in the history ({describe(store)}); "
+                           "pipeline history GROUP --db ... lists the kept dates")  # fmt: skip
+                    raise ReportError(msg)
+                out.append(Snapshot(volume, m.group(2), groups_table(kept.groups),
+                                    users_table(kept.users)))  # fmt: skip
+            return out[0], out[1]
+        finally:
+            await store.close()
+
+    if not is_url(args.db) and not Path(args.db).is_file():
+        print(f"pipeline diff: no history at {args.db}; give --db or set HISTORY_DB",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    return _aggregate(lambda: asyncio.run(read()), args)
 
 
 def topology(

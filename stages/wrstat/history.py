@@ -163,6 +163,10 @@ PREVIOUS = (
     "SELECT volume_id, snapshot FROM recorded WHERE snapshot < ? AND volume_id = "
     "(SELECT id FROM volume WHERE name = ?) ORDER BY snapshot DESC LIMIT 1"
 )
+AT = (
+    "SELECT volume_id, snapshot FROM recorded WHERE snapshot = ? AND volume_id = "
+    "(SELECT id FROM volume WHERE name = ?)"
+)
 KEPT_GROUPS = (
     "SELECT g.gid, b.path, u.used, u.files FROM usage u "
     "JOIN base_directory b ON b.id = u.base_directory_id JOIN unix_group g ON g.id = u.group_id "
@@ -373,9 +377,12 @@ class SqliteHistory:
             ).fetchall()
         return rows
 
-    def previous(self, volume: str, before: dt.date) -> Kept | None:
-        """The figures of ``volume``'s last snapshot kept before ``before`` (None: none)."""
-        found = self.db.execute(PREVIOUS, (before.isoformat(), volume)).fetchone()
+    def previous(self, volume: str, before: dt.date, exactly: bool = False) -> Kept | None:
+        """The figures of ``volume``'s last snapshot kept before ``before`` (``exactly``:
+        of the snapshot of that date); None if there is none."""
+        found = self.db.execute(
+            AT if exactly else PREVIOUS, (before.isoformat(), volume)
+        ).fetchone()
         if found is None:
             return None
         volume_id, day = found

@@ -29,6 +29,7 @@ import aiomysql
 import pymysql
 
 from stages.wrstat.history import (
+    AT,
     BATCH,
     KEPT_GROUPS,
     KEPT_USERS,
@@ -394,12 +395,12 @@ class MysqlHistory:
         return rows
 
     @_translated
-    async def previous(self, volume: str, before: dt.date) -> Kept | None:
+    async def previous(self, volume: str, before: dt.date, exactly: bool = False) -> Kept | None:
         """As ``SqliteHistory.previous``."""
         if self.conn is None:
             await self.connect()
         async with self.conn.cursor() as cur:
-            await cur.execute(_mysql(PREVIOUS), (before.isoformat(), volume))
+            await cur.execute(_mysql(AT if exactly else PREVIOUS), (before.isoformat(), volume))
             found = await cur.fetchone()
             kept = None
             if found is not None:

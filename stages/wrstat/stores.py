@@ -44,7 +44,9 @@ class Store(Protocol):
     async def group_history(
         self, group: str | int, volume: str | None = None
     ) -> list[dict[str, Any]]: ...
-    async def previous(self, volume: str, before: dt.date) -> Kept | None: ...
+    async def previous(
+        self, volume: str, before: dt.date, exactly: bool = False
+    ) -> Kept | None: ...
 
 
 class SqliteStore:
@@ -92,8 +94,8 @@ class SqliteStore:
         rows: list[dict[str, Any]] = await self._call("group_history", group, volume)
         return rows
 
-    async def previous(self, volume: str, before: dt.date) -> Kept | None:
-        kept: Kept | None = await self._call("previous", volume, before)
+    async def previous(self, volume: str, before: dt.date, exactly: bool = False) -> Kept | None:
+        kept: Kept | None = await self._call("previous", volume, before, exactly)
         return kept
 
 

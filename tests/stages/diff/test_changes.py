@@ -62,6 +62,18 @@ def test_changes_since_the_previous_snapshot_and_none_on_a_first_run(tmp_path: P
     as_json = [json.loads(x) for x in (out / "changes-20261102.jsonl").read_text().splitlines()]
     assert [(j["volume"], j["gid"], j["usage_after"]) for j in as_json] == [
         (r[0], int(r[5]), int(r[9])) for r in got]  # fmt: skip
+    # the same two snapshots read back from the history by `pipeline diff`
+    db = str(out / "history.sqlite")
+    kept = tmp_path / "kept"
+    shown = cli("diff", "scratch117@20261101", "scratch117@20261102", "--db", db, "--out",
+                str(kept), cwd=tmp_path)  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    from_history = {("scratch117", r[1], r[0]): [r[2], r[3], r[6], r[4], r[5], r[8]]
+                    for r in rows(kept / "aggregate-groups.tsv") if r[8] != "unchanged"}  # fmt: skip
+    assert from_history == {k: v for k, v in groups.items() if k[0] == "scratch117"}
+    missing = cli("diff", "scratch117@20261101", "scratch117@20261009", "--db", db, cwd=tmp_path)
+    assert missing.returncode == ExitCode.USAGE
+    assert "no snapshot of scratch117 on 2026-10-09 in the history" in missing.stderr
     # the file-level diff of each volume, from the two stats files still in WRSTAT_DIR
     for volume in ("scratch117", "scratch123"):
         old, new = sorted(
