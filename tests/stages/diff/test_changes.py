@@ -68,8 +68,11 @@ def test_changes_since_the_previous_snapshot_and_none_on_a_first_run(tmp_path: P
     shown = cli("diff", "scratch117@20261101", "scratch117@20261102", "--db", db, "--out",
                 str(kept), cwd=tmp_path)  # fmt: skip
     assert shown.returncode == 0, shown.stderr
-    from_history = {("scratch117", r[1], r[0]): [r[2], r[3], r[6], r[4], r[5], r[8]]
-                    for r in rows(kept / "aggregate-groups.tsv") if r[8] != "unchanged"}  # fmt: skip
+    from_history = {
+        ("scratch117", r[1], r[0]): [r[2], r[3], r[6], r[4], r[5], r[8]]
+        for r in rows(kept / "aggregate-groups.tsv")
+        if r[8] != "unchanged"
+    }
     assert from_history == {k: v for k, v in groups.items() if k[0] == "scratch117"}
     missing = cli("diff", "scratch117@20261101", "scratch117@20261009", "--db", db, cwd=tmp_path)
     assert missing.returncode == ExitCode.USAGE
