@@ -27,7 +27,7 @@ from stages.diff.match import match
 from stages.wrstat.read import Progress
 
 #: compiled code, loaded once in the process workers are forked from
-WORKER_PRELOAD = ["stages.wrstat.parse:warm", "stages.diff.entries:warm"]
+WORKER_PRELOAD = ["stages.wrstat.parse:warm", "stages.diff.filestage:warm"]
 
 #: the entry columns a replica keeps (the side is known from where they are kept)
 KEPT = [name for name in COLUMNS if name != "side"]
@@ -132,3 +132,19 @@ def _peak_rss() -> int:
     import resource  # noqa: PLC0415
 
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def warm() -> None:
+    """Load the compiled matching and listing code (compiling it once after installing)."""
+    import io  # noqa: PLC0415
+
+    from stages.diff.entries import warm as warm_entries  # noqa: PLC0415
+    from stages.diff.listing import Paths, write_rows  # noqa: PLC0415
+    from stages.diff.match import match_sides  # noqa: PLC0415
+
+    warm_entries()
+    one = Columns({n: np.zeros(1, dtype=t) for n, t in COLUMNS.items()})
+    match_sides(one, one)
+    data = np.frombuffer(b"/a", dtype=np.uint8)
+    write_rows(io.BytesIO(), Paths(data, np.zeros(1, np.int64), np.full(1, 2, np.int64)),
+               Paths.none(1), np.zeros(1, np.uint8), np.zeros((1, 6), np.int64))  # fmt: skip
