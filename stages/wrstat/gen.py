@@ -13,23 +13,29 @@ Eras: ``v3`` (base64 paths, 11 columns, ``<date>_<volume>.<a>.<b>.stats.gz``), `
 end in "/", ``<date-time>_<mount>/stats.gz``), ``v6.4`` (as 6.2, and a 12th column: the
 apparent size). Sizes before 6.2 are capped at the allocated blocks, as wrstat reported
 them then.
+
+``--history N`` adds the N days before: the same tree (same paths and inodes), its files 3%
+smaller each day back and all its times as many days earlier; ``--churn RATE`` makes those
+older snapshots differ as two days of a volume do (``stages.wrstat.churn``).
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
+import binascii
 import calendar
 import functools
 import itertools
 import math
 import random
+import re
 import sys
 import time
+from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress
@@ -38,6 +44,9 @@ from pipeline.errors import UsageError
 from stages.wrstat.gz import gzip_module as _gzip
 from stages.wrstat.naming import FULLWIDTH_SLASH
 from stages.wrstat.sample_accounts import write_identities, write_quotas
+
+if TYPE_CHECKING:
+    from stages.wrstat.churn import Churn
 
 
 @dataclass(frozen=True)
@@ -63,11 +72,13 @@ _SORTED = b"+/0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _TO_SORTED = bytes.maketrans(_STD, _SORTED)
 _ESC = {9: b"\\t", 10: b"\\n", 13: b"\\r", 7: b"\\a", 8: b"\\b", 12: b"\\f", 11: b"\\v",
         34: b'\\"', 92: b"\\\\"}  # fmt: skip
+#: a byte that Go's quoting does not keep as it is: outside printable ASCII, or " or \
+_NEEDS_ESCAPE = re.compile(rb"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 
 
 def go_quote(path: bytes) -> bytes:
     """``path`` as Go's ``strconv.Quote`` writes it (printable UTF-8 kept as it is)."""
-    if all(32 <= b < 127 and b not in (34, 92) for b in path):
+    if _NEEDS_ESCAPE.search(path) is None:
         return b'"' + path + b'"'
     out = bytearray(b'"')
     text = path.decode("utf-8", "surrogateescape")
@@ -88,11 +99,23 @@ def go_quote(path: bytes) -> bytes:
     return bytes(out + b'"')
 
 
+def _base64(path: bytes) -> bytes:
+    return binascii.b2a_base64(path, newline=False)
+
+
+def _sorted_base64(path: bytes) -> bytes:
+    return binascii.b2a_base64(path, newline=False).translate(_TO_SORTED)
+
+
+_ENCODERS: dict[str, Callable[[bytes], bytes]] = {
+    "quoted": go_quote,
+    "base64": _base64,
+    "sorted": _sorted_base64,
+}
+
+
 def encode_path(path: bytes, era: Era) -> bytes:
-    if era.encoding == "quoted":
-        return go_quote(path)
-    encoded = base64.b64encode(path)
-    return encoded.translate(_TO_SORTED) if era.encoding == "sorted" else encoded
+    return _ENCODERS[era.encoding](path)
 
 
 _EXTENSIONS = [  # (suffix, weight, typical size in bytes)
@@ -114,12 +137,20 @@ _ODD_NAMES = [
 _ODD_BYTES = [b"latin1-\xe9t\xe9.txt", b"bad-\x80\xff.bam"]
 _EXT_CUM = list(itertools.accumulate(w for _, w, _ in _EXTENSIONS))
 _KIND_CUM = list(itertools.accumulate([970, 25, 3, 2]))
+# The hot draws below are ``rng.choices(population, cum_weights=...)[0]`` written out:
+# ``random() * total`` bisected in the cumulative weights, the very same draw, without
+# building a one-element list per file.
+_EXT_TOTAL, _EXT_HI = _EXT_CUM[-1] + 0.0, len(_EXT_CUM) - 1
+_EXT_BYTES = [(ext.encode(), math.log(typical)) for ext, _, typical in _EXTENSIONS]
+_LOG_TYPICAL = math.log(1e5)  # odd names' files
+_KINDS = "flsF"
+_KIND_TOTAL, _KIND_HI = _KIND_CUM[-1] + 0.0, len(_KIND_CUM) - 1
 _WORDS = ["align", "calls", "raw", "qc", "ref", "tmp", "batch", "sample", "run", "plots", "lanes",
           "merged", "final", "old", "scratch", "work"]  # fmt: skip
 _WORD_BYTES = [w.encode() for w in _WORDS]
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
     path: bytes
     type: str
@@ -133,6 +164,9 @@ class Entry:
     inode: int
     nlink: int
     dev: int
+    #: a file's (size, apparent size) in the newest snapshot, where this one is older and
+    #: its files smaller: what the file has if it was touched since (None otherwise)
+    newest: tuple[int, int] | None = None
 
 
 class Volume:
@@ -157,8 +191,13 @@ class Volume:
         self.users = [20000 + i for i in range(120)]
         #: the base directory being walked (None: above them all)
         self.base: bytes | None = None
+        #: the walk has reached the second names of the hard-linked files, at its end
+        self.second_names = False
 
-    def _entry(self, path: bytes, kind: str, uid: int, gid: int, size: int = 0) -> Entry:
+    def _entry(
+        self, path: bytes, kind: str, uid: int, gid: int, size: int = 0, full: int = 0
+    ) -> Entry:
+        """``size``: a file's apparent size in this snapshot, ``full`` in the newest."""
         rng = self.rng
         self.inode += 1
         roll = rng.random()
@@ -166,6 +205,7 @@ class Volume:
         if roll > 0.998:
             mtime = self.snapshot + int(roll * 1e6) % 400 * 86400  # a clock in the future
         apparent = size
+        newest = None
         if kind == "d":
             size = apparent = 4096
         elif kind == "l":
@@ -173,31 +213,37 @@ class Volume:
             size = apparent
         elif kind == "f":
             apparent = size
-            if rng.random() < 0.05:  # sparse
+            sparse = rng.random() < 0.05
+            if sparse:
                 size = size // 4
+            if self.scale != 1.0:
+                newest = (full // 4 if sparse else full, full)
         nlink = 2 if kind == "d" else 1
         if kind == "f" and rng.random() < 0.001:
             nlink = 0
         return Entry(path, kind, size, apparent, uid, gid, mtime + int(roll * 86400),
-                     mtime, mtime + int(roll * 3600), self.inode, nlink, self.dev)  # fmt: skip
+                     mtime, mtime + int(roll * 3600), self.inode, nlink, self.dev,
+                     newest)  # fmt: skip
 
     def _file(self, folder: bytes, uid: int, gid: int, i: int) -> Entry:
         rng = self.rng
         roll = rng.random()
-        typical = 1e5
+        log_typical = _LOG_TYPICAL
         if roll < 0.003:
             name = rng.choice(_ODD_NAMES).encode()
         elif roll < 0.004:
             name = rng.choice(_ODD_BYTES)
         else:
-            ext, _, typical = rng.choices(_EXTENSIONS, cum_weights=_EXT_CUM)[0]
-            name = b"%s_%05d%s" % (rng.choice(_WORD_BYTES), i, ext.encode())
+            pick = bisect_right(_EXT_CUM, rng.random() * _EXT_TOTAL, 0, _EXT_HI)
+            ext, log_typical = _EXT_BYTES[pick]
+            name = b"%s_%05d%s" % (rng.choice(_WORD_BYTES), i, ext)
         path = folder + b"/" + name
-        kind = rng.choices("flsF", cum_weights=_KIND_CUM)[0]
-        size = 0
+        kind = _KINDS[bisect_right(_KIND_CUM, rng.random() * _KIND_TOTAL, 0, _KIND_HI)]
+        size = full = 0
         if kind == "f":
-            size = int(math.exp(rng.gauss(math.log(typical), 1.2)) * self.scale)
-        e = self._entry(path, kind, uid, gid, size)
+            raw = math.exp(rng.gauss(log_typical, 1.2))
+            size, full = int(raw * self.scale), int(raw)
+        e = self._entry(path, kind, uid, gid, size, full)
         if kind == "f" and rng.random() < 0.01:  # a hard link, met again later
             e.nlink = 2
             self.hardlinks.append(e)
@@ -236,9 +282,10 @@ class Volume:
                     self.base = None
                     yield self._entry(above, "d", 0, gid)
             yield from self._base(base, gid, budget)
+        self.second_names = True
         for e in self.hardlinks:  # the second name of each hard-linked file
             yield Entry(e.path + b".link", e.type, e.size, e.apparent, e.uid, e.gid, e.atime,
-                        e.mtime, e.ctime, e.inode, 2, e.dev)  # fmt: skip
+                        e.mtime, e.ctime, e.inode, 2, e.dev, e.newest)  # fmt: skip
 
     def _base(self, base: bytes, gid: int, budget: int) -> Iterator[Entry]:
         rng = self.rng
@@ -248,16 +295,17 @@ class Volume:
         count = 1
         subs = [b"users/" + str(u).encode() for u in members[:3]]
         subs += [b"projects/" + rng.choice(_WORDS).encode(), b"data", b"results"]
+        subs_parts = [sub.split(b"/") for sub in subs]
         i = 0
         while count < budget:
-            for sub in subs:
+            for parts in subs_parts:
                 if count >= budget:
                     break
                 uid = rng.choice(members)
                 folder = base
-                for part in sub.split(b"/"):
+                for part in parts:
                     folder = folder + b"/" + part
-                    if rng.random() < 0.3 or part == sub.split(b"/")[0]:
+                    if rng.random() < 0.3 or part == parts[0]:
                         yield self._entry(folder, "d", uid, gid)
                         count += 1
                 depth = rng.randrange(0, 3)
@@ -283,15 +331,23 @@ def reported_size(e: Entry, era: Era) -> int:
     return e.size if not era.apparent_sizes else e.apparent
 
 
-def line(e: Entry, era: Era) -> bytes:
-    path = e.path + b"/" if era.dir_slash and e.type == "d" else e.path
-    size = reported_size(e, era)
-    fields = [encode_path(path, era), b"%d" % size, b"%d" % e.uid, b"%d" % e.gid,
-              b"%d" % e.atime, b"%d" % e.mtime, b"%d" % e.ctime, e.type.encode(),
-              b"%d" % e.inode, b"%d" % e.nlink, b"%d" % e.dev]  # fmt: skip
-    if era.columns == 12:
-        fields.append(b"%d" % e.apparent)
-    return b"\t".join(fields) + b"\n"
+def line_writer(era: Era) -> Callable[[Entry], bytes]:
+    """The function that writes an entry's line as this era did."""
+    encode = _ENCODERS[era.encoding]
+    template = b"\t".join([b"%s", *[b"%d"] * 6, b"%s", *[b"%d"] * (era.columns - 8)]) + b"\n"
+    dir_slash, twelve = era.dir_slash, era.columns == 12
+
+    def line(e: Entry) -> bytes:
+        kind = e.type
+        path = encode(e.path + b"/" if dir_slash and kind == "d" else e.path)
+        size = reported_size(e, era)
+        if twelve:
+            return template % (path, size, e.uid, e.gid, e.atime, e.mtime, e.ctime,
+                               kind.encode(), e.inode, e.nlink, e.dev, e.apparent)  # fmt: skip
+        return template % (path, size, e.uid, e.gid, e.atime, e.mtime, e.ctime, kind.encode(),
+                           e.inode, e.nlink, e.dev)  # fmt: skip
+
+    return line
 
 
 def file_path(folder: Path, volume: str, era: Era, snapshot: int) -> Path:
@@ -314,21 +370,28 @@ def write_volume(
     usage: dict[tuple[str, int, bytes | None], int] | None = None,
     uids: set[int] | None = None,
     scale: float = 1.0,
+    churn: Churn | None = None,
 ) -> tuple[Path, int]:
     """Write one stats file; returns its path and line count. ``advance`` is told of
     every batch of lines written; ``usage`` gets the bytes each gid uses in each of the
     generated base directories (size // nlink, as the reports count them) and ``uids``
-    every uid seen. ``scale`` multiplies the files' sizes."""
+    every uid seen. ``scale`` multiplies the files' sizes; ``churn`` changes an older
+    snapshot's entries."""
     path = file_path(folder, volume, era, snapshot)
     path.parent.mkdir(parents=True, exist_ok=True)
-    vol = Volume(volume, lines, snapshot, random.Random(f"{seed}-{volume}"), scale)
+    # With churn, an older snapshot is the newest's tree as it was then: what did not change
+    # since has the newest's times, so a diff sees it grown and nothing else. Without, every
+    # time moves back with the snapshot, as files written before --churn existed have them.
+    clock = snapshot if churn is None else snapshot + churn.days * 86400
+    vol = Volume(volume, lines, clock, random.Random(f"{seed}-{volume}"), scale)
+    entries = vol.walk() if churn is None else churn.apply(vol)
+    write = line_writer(era)
     n = 0
     f: BinaryIO
     with _gzip.open(path, "wb", compresslevel=1) as f:
         buf: list[bytes] = []
-        for entry in vol.walk():
-            buf.append(line(entry, era))
-            n += 1
+        for entry in entries:
+            buf.append(write(entry))
             if usage is not None:
                 key = (volume, entry.gid, vol.base)
                 usage[key] = usage.get(key, 0) + reported_size(entry, era) // max(1, entry.nlink)
@@ -337,9 +400,11 @@ def write_volume(
             if len(buf) >= 20000:
                 f.write(b"".join(buf))
                 advance(len(buf))
+                n += len(buf)
                 buf.clear()
         f.write(b"".join(buf))
         advance(len(buf))
+        n += len(buf)
     return path, n
 
 
@@ -351,6 +416,8 @@ DEFAULT_VOLUMES = "scratch117=v3,scratch118=v5.1,scratch119=v5.2,scratch123=v6.2
 
 
 def _run(args: argparse.Namespace) -> int:
+    from stages.wrstat.churn import Churn  # noqa: PLC0415 - it builds on this module
+
     folder = Path(args.dir)
     if args.date:
         try:
@@ -359,6 +426,12 @@ def _run(args: argparse.Namespace) -> int:
             raise UsageError(f"--date {args.date!r} is not a date like 20261101") from None
     else:
         day = int(time.time()) // 86400 * 86400
+    if args.churn and args.history < 1:
+        msg = (
+            f"--churn {args.churn} changes the older snapshots, and --history {args.history} "
+            "writes none: add --history 1 (or more)"
+        )
+        raise UsageError(msg)
     plan: list[tuple[str, Era]] = []
     for spec in args.volumes.split(","):
         volume, _, era = spec.partition("=")
@@ -383,9 +456,12 @@ def _run(args: argparse.Namespace) -> int:
                 task = bar.add_task(f"{volume} ({era.name})", total=args.lines)
                 newest = k == 0
                 scale = (1 - DAILY_GROWTH) ** k  # the same tree, its files smaller
+                churn = (
+                    None if newest or not args.churn else Churn(args.churn, args.seed, volume, k)
+                )
                 path, n = write_volume(folder, volume, era, args.lines, when, args.seed,
                                        functools.partial(bar.advance, task),
-                                       usage if newest else None, uids, scale)  # fmt: skip
+                                       usage if newest else None, uids, scale, churn)  # fmt: skip
                 bar.update(task, total=n, completed=n)
                 total += n
                 print(f"{path}: {n:,} lines ({era.name})")
@@ -401,6 +477,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def add_generator(kinds: Any) -> None:
+    from stages.wrstat.churn import MAX_CHURN, churn_rate  # noqa: PLC0415 - builds on this
+
     p = kinds.add_parser(
         "wrstat",
         help="wrstat stats files of every era",
@@ -408,7 +486,9 @@ def add_generator(kinds: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  pipeline gen wrstat sample-data/wrstat\n"
         "  pipeline gen wrstat big --lines 10000000 --volumes scratch117=v3 --date 20261101\n"
-        "  pipeline gen wrstat history --history 4   # and the four days before",
+        "  pipeline gen wrstat history --history 4   # and the four days before\n"
+        "  pipeline gen wrstat pair --lines 1000000 --history 1 --churn 0.02"
+        "   # two snapshots to diff",
     )
     p.add_argument("dir", help="folder to write the stats files into")
     p.add_argument("--lines", type=int, default=50000, help="lines per file (default 50000)")
@@ -423,7 +503,16 @@ def add_generator(kinds: Any) -> None:
         type=int,
         default=0,
         help="also write this many older daily snapshots of each volume (the same tree, "
-        f"its files {DAILY_GROWTH:.0%} smaller each day back)",
+        f"its files {DAILY_GROWTH * 100:.0f}%% smaller each day back)",  # %%: argparse formats
+    )
+    p.add_argument(
+        "--churn",
+        type=churn_rate,
+        default=0.0,
+        metavar="RATE",
+        help="in the older snapshots, change this share of the entries (0 to "
+        f"{MAX_CHURN}; default 0): created, moved, touched, type changed or deleted since, "
+        "a fifth each, picked by a hash so the newest snapshot stays the same",
     )
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     p.set_defaults(handler=_run)

@@ -14,10 +14,11 @@ ALL_ERAS = "scratch117=v3,scratch118=v5.1,scratch119=v5.2,scratch123=v6.2,scratc
 
 
 def generate(folder: Path, lines: int, volumes: str = ALL_ERAS, date: str = "20261101",
-             history: int = 0, seed: int = 3) -> None:  # fmt: skip
+             history: int = 0, seed: int = 3, churn: float = 0.0) -> None:  # fmt: skip
     subprocess.run(
         [sys.executable, "-m", "pipeline", "gen", "wrstat", str(folder), "--lines", str(lines),
-         "--volumes", volumes, "--date", date, "--history", str(history), "--seed", str(seed)],
+         "--volumes", volumes, "--date", date, "--history", str(history), "--seed", str(seed),
+         *(["--churn", str(churn)] if churn else [])],
         check=True, capture_output=True, cwd=REPO,
     )  # fmt: skip
 
