@@ -19,6 +19,7 @@ and writes its lists into ``file-changes-<volume>-<YYYYMMDD>/``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import math
 from pathlib import Path
@@ -35,6 +36,7 @@ from stages.diff.aggregate import (
     groups_table,
     users_table,
 )
+from stages.wrstat.history import HistoryError
 from stages.wrstat.report import jsonl, tsv, write_atomically
 from stages.wrstat.stores import OFF, describe, open_store
 
@@ -87,9 +89,12 @@ class Changes:
         store = open_store(self.history, self.dir)
         by_date: dict[str, list[tuple[dict[str, Any], Diff]]] = {}
         first: dict[str, list[str]] = {}
+        todo = sorted(self.snapshots, key=lambda s: (s["date"], s["volume"]))
         try:
-            for s in sorted(self.snapshots, key=lambda s: (s["date"], s["volume"])):
+            while todo:
+                s = todo[0]
                 kept = await store.previous(s["volume"], _day(s["date"]))
+                todo.pop(0)
                 if kept is None:
                     first.setdefault(s["date"], []).append(s["volume"])
                     continue
@@ -97,8 +102,13 @@ class Changes:
                                   groups_table(kept.groups), users_table(kept.users))  # fmt: skip
                 now = Snapshot(s["volume"], s["date"], s["groups"], s["users"])
                 by_date.setdefault(s["date"], []).append((s, diff(before, now)))
+        except HistoryError as exc:  # the reports are written; the changes wait for a run
+            missed = ", ".join(sorted({f"{s['volume']}@{s['date']}" for s in todo}))
+            ctx.warn(f"the history ({describe(store)}) could not be read: {exc}; no changes "
+                     f"written for {missed}; a run once it is back writes them")  # fmt: skip
         finally:
-            await store.close()
+            with contextlib.suppress(HistoryError):
+                await store.close()
         for date, volumes in sorted(first.items()):
             ctx.log.info("%s: no earlier snapshot in the history (%s) to compare the one of %s "
                          "with (a first run); no changes written for %s",

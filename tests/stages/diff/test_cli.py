@@ -11,6 +11,7 @@ from pipeline.errors import ExitCode
 from tests.conftest import cli
 from tests.stages.diff import oracle
 from tests.stages.diff.pairs import scenario, write
+from tests.stages.wrstat.conftest import generate
 
 pytestmark = pytest.mark.integration
 
@@ -149,3 +150,16 @@ def test_a_file_cut_short_is_compared_as_far_as_it_goes_and_the_run_says_so(
     # every old line is accounted for: the new file's missing lines show as deleted
     assert counts["unchanged"] + counts["deleted"] == 20000
     assert counts["new_entries"] == counts["unchanged"] < 19999
+
+
+def test_generated_snapshots_with_churn_match_the_reference_diff(tmp_path: Path) -> None:
+    """Files created, deleted, grown, touched, moved, retyped and hard links renamed, over
+    four replicas: the same lists and figures as the plain reference diff."""
+    data = tmp_path / "in"
+    generate(data, 6000, "scratch123=v6.4", date="20261102", history=1, churn=0.05)
+    old, new = sorted(data.glob("*/stats.gz"))
+    out = tmp_path / "out"
+    ran = cli("diff", str(old), str(new), "--out", str(out), "--replicas", "4", cwd=tmp_path)
+    assert ran.returncode == ExitCode.OK, ran.stderr
+    counts = check_against_oracle(old, new, out)
+    assert all(counts[k] > 0 for k in ("created", "deleted", "modified", "moved")), counts
