@@ -90,6 +90,62 @@ COLUMNS: dict[str, Any] = {
 }
 
 
+#: the columns kept per entry (the side is known from where it is kept)
+KEPT = [name for name in COLUMNS if name != "side"]
+
+
+class Store:
+    """Both snapshots' entries as they arrive, put together at the end with the old ones
+    first (``rows``).
+
+    Batches are gathered into blocks of about ``block`` rows per column: a block is one large
+    allocation, given back to the system as soon as it is let go, where thousands of small
+    arrays would leave the process's heap as large as they ever were. Putting the blocks
+    together column by column, each column's blocks let go as soon as it is done, the peak is
+    the entries plus one column."""
+
+    def __init__(self, block: int = 1 << 20) -> None:
+        self.block = block
+        self.counts = [0, 0]
+        self._pending: tuple[dict[str, list[np.ndarray]], ...] = ({}, {})
+        self._pending_rows = [0, 0]
+        self._blocks: tuple[dict[str, list[np.ndarray]], ...] = (
+            {n: [] for n in KEPT}, {n: [] for n in KEPT})  # fmt: skip
+        for side in (OLD, NEW):
+            self._pending[side].update({n: [] for n in KEPT})
+
+    def add(self, side: int, batch: Columns) -> None:
+        """Keep a batch of one side's entries (in line order, after the earlier ones)."""
+        for name, parts in self._pending[side].items():
+            parts.append(batch[name])
+        self.counts[side] += len(batch)
+        self._pending_rows[side] += len(batch)
+        if self._pending_rows[side] >= self.block:
+            self._gather(side)
+
+    def _gather(self, side: int) -> None:
+        for name, parts in self._pending[side].items():
+            if parts:
+                self._blocks[side][name].append(np.concatenate(parts))
+                parts.clear()
+        self._pending_rows[side] = 0
+
+    def rows(self) -> tuple[Columns, int]:
+        """All the entries, the old ones first, and how many are old; the store is empty
+        afterwards."""
+        self._gather(OLD)
+        self._gather(NEW)
+        out = {}
+        for name in KEPT:
+            old, new = self._blocks[OLD][name], self._blocks[NEW][name]
+            out[name] = np.concatenate([np.empty(0, COLUMNS[name]), *old, *new])
+            old.clear()
+            new.clear()
+        n_old = self.counts[OLD]
+        self.counts = [0, 0]
+        return Columns(out), n_old
+
+
 def empty() -> Columns:
     return Columns({name: np.empty(0, dtype=t) for name, t in COLUMNS.items()})
 

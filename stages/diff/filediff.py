@@ -44,10 +44,19 @@ def _numbers(
 
 
 def lists(
-    m: Matched, old_file: Path, new_file: Path, folder: Path, suffix: str = ""
-) -> dict[str, Path]:
-    """Write ``<kind><suffix>.tsv`` for each kind of change into ``folder``; returns them.
-    Rows are in line order: of the old file for deleted entries, of the new one else."""
+    m: Matched,
+    old_file: Path,
+    new_file: Path,
+    folder: Path,
+    suffix: str = "",
+    named: np.ndarray | None = None,
+) -> tuple[dict[str, Path], dict[int, str]]:
+    """Write ``<kind><suffix>.tsv`` for each kind of change into ``folder``; returns them,
+    and the paths of the created rows ``named`` asks for (the largest files created: found
+    on the way, rather than by reading the file once more). Rows are in line order: of the
+    old file for deleted entries, of the new one else."""
+    wanted = np.sort(named) if named is not None else np.empty(0, np.int64)
+    found: dict[int, str] = {}
     r = m.rows
     line = r["line"]
     out = {name: folder / f"{name}{suffix}.tsv" for name in KIND_NAMES.values()}
@@ -85,24 +94,28 @@ def lists(
                 write_rows(
                     files[k], paths.take(pick), olds, r["type"][sel], _numbers(r, sel, before, sel)
                 )
+                if k == CREATED and len(wanted):
+                    for j in np.flatnonzero(np.isin(sel, wanted)).tolist():
+                        found[int(sel[j])] = paths.text(int(pick[j]))
     finally:
         for f in files.values():
             f.close()
-    return out
+    return out, found
 
 
-def figures(m: Matched, new_file: Path, largest: int) -> dict[str, Any]:
-    """Counts, per-group figures and the ``largest`` files created, of one partition."""
+def list_and_count(
+    m: Matched, old_file: Path, new_file: Path, folder: Path, largest: int, suffix: str = ""
+) -> tuple[dict[str, Path], dict[str, Any]]:
+    """``lists``, and the partition's counts, per-group figures and ``largest`` files
+    created."""
     r = m.rows
     top = largest_created(m, largest)
-    lines = np.sort(r["line"][top])
-    paths = read_paths(new_file, lines)
-    where = np.searchsorted(lines, r["line"][top])
+    written, paths = lists(m, old_file, new_file, folder, suffix, top)
     big = Columns(
-        path=np.array([paths.text(int(k)) for k in where], dtype=object),
+        path=np.array([paths[int(k)] for k in top], dtype=object),
         size=r["size"][top].copy(),
         uid=r["uid"][top].copy(),
         gid=r["gid"][top].copy(),
         mtime=r["mtime"][top].copy(),
     )
-    return {"counts": m.counts(), "groups": per_group(m), "largest": big}
+    return written, {"counts": m.counts(), "groups": per_group(m), "largest": big}

@@ -20,17 +20,14 @@ from typing import Any
 import numpy as np
 
 from pipeline import Columns, Context
-from stages.diff.entries import COLUMNS, NEW, OLD, entries
-from stages.diff.filediff import figures, lists
+from stages.diff.entries import COLUMNS, NEW, OLD, Store, entries
+from stages.diff.filediff import list_and_count
 from stages.diff.listing import chunks
 from stages.diff.match import match
 from stages.wrstat.read import Progress
 
 #: compiled code, loaded once in the process workers are forked from
 WORKER_PRELOAD = ["stages.wrstat.parse:warm", "stages.diff.filestage:warm"]
-
-#: the entry columns a replica keeps (the side is known from where they are kept)
-KEPT = [name for name in COLUMNS if name != "side"]
 
 #: the key notes travel under through the keyed stage (any replica will do)
 NOTE_KEY = 0
@@ -78,39 +75,24 @@ class FileDiff:
     def __init__(self, old: str, new: str, out: str, largest: int = 20) -> None:
         self.old, self.new, self.out = Path(old), Path(new), Path(out)
         self.largest = largest
-        #: per side, per column: the arrays received (copied out of their messages, so
-        #: that each column can be let go as soon as it is put together)
-        self.sides: tuple[dict[str, list[np.ndarray]], ...] = (
-            {n: [] for n in KEPT},
-            {n: [] for n in KEPT},
-        )
-        self.counts = [0, 0]
+        self.store = Store()
 
     def process(self, item: Any, ctx: Context) -> Any:
         if isinstance(item, Columns):
             if len(item):
-                side = int(item["side"][0])
-                for name, parts in self.sides[side].items():
-                    parts.append(np.array(item[name]))
-                self.counts[side] += len(item)
+                self.store.add(int(item["side"][0]), item)
             return None
         return item
 
     def finish(self, ctx: Context) -> dict[str, Any]:
-        rows: dict[str, np.ndarray] = {}
-        for name in KEPT:
-            rows[name] = np.concatenate(
-                [np.empty(0, COLUMNS[name]), *self.sides[OLD][name], *self.sides[NEW][name]]
-            )
-            self.sides[OLD][name].clear()
-            self.sides[NEW][name].clear()
+        rows, n_old = self.store.rows()
         t0 = time.perf_counter()
-        m = match(Columns(rows), self.counts[OLD])
+        m = match(rows, n_old)
         del rows
         t1 = time.perf_counter()
         self.out.mkdir(parents=True, exist_ok=True)
-        parts = lists(m, self.old, self.new, self.out, f".part{ctx.replica}")
-        found = figures(m, self.new, self.largest)
+        parts, found = list_and_count(m, self.old, self.new, self.out, self.largest,
+                                      f".part{ctx.replica}")  # fmt: skip
         ctx.log.info(
             "replica %d: %s; matched in %.1f s, lists written in %.1f s",
             ctx.replica,

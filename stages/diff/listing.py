@@ -117,9 +117,11 @@ def iter_paths(path: Path, lines: np.ndarray) -> Iterator[tuple[int, int, Paths]
         assert isinstance(data, np.ndarray)
         encoding = int(item["encoding"])  # type: ignore[call-overload]
         lut = LUTS[0] if encoding == K.BASE64 else LUTS[1]
-        offsets = np.zeros(len(wanted) - done + 1, dtype=np.int64)
+        room = min(len(wanted) - done, int(np.count_nonzero(data == 10)) + 1)
+        offsets = np.zeros(room + 1, dtype=np.int64)
         pool = np.empty(len(data), dtype=np.uint8)
-        found = int(_pick(data, int(item["line"]), wanted[done:], encoding, lut, pool, offsets))  # type: ignore[call-overload]
+        first = int(item["line"])  # type: ignore[call-overload]
+        found = int(_pick(data, first, wanted[done : done + room], encoding, lut, pool, offsets))
         if found:
             yield (
                 done,
@@ -139,7 +141,7 @@ def read_paths(path: Path, lines: np.ndarray) -> Paths:
     base = 0
     for _, _, p in iter_paths(path, lines):
         used = int(p.end[-1])
-        pools.append(p.data[:used])
+        pools.append(p.data[:used].copy())  # not a view: the chunk's whole buffer would stay
         starts.append(p.start + base)
         ends.append(p.end + base)
         base += used

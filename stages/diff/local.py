@@ -10,11 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from pipeline import Columns, Context
-from stages.diff.entries import COLUMNS, NEW, OLD, entries
-from stages.diff.filediff import figures, lists
+from pipeline import Context
+from stages.diff.entries import NEW, OLD, Store, entries
+from stages.diff.filediff import list_and_count
 from stages.diff.listing import chunks
 from stages.diff.match import match
 from stages.diff.report import Report
@@ -30,7 +28,7 @@ def diff_files(
     the run's reader has reported on already)."""
     from stages.wrstat.parse import Workspace, parse, rejects  # noqa: PLC0415 - compiled
 
-    parts: dict[str, list[np.ndarray]] = {n: [] for n in COLUMNS if n != "side"}
+    store = Store()
     notes: dict[int, dict[str, Any]] = {}
     bad: list[dict[str, Any]] = []
     n_old = 0
@@ -44,20 +42,15 @@ def diff_files(
             else:
                 data, enc, ncols, line = item["data"], item["encoding"], item["ncols"], item["line"]
                 parsed = parse(data, enc, ncols, work)  # type: ignore[arg-type]
-                e = entries(parsed, line, side)  # type: ignore[arg-type]
-                for name, kept in parts.items():
-                    kept.append(e[name])
-                n_old += len(e) if side == OLD else 0
+                store.add(side, entries(parsed, line, side))  # type: ignore[arg-type]
                 bad += [{**r, "side": side}
                         for r in rejects(parsed, data, str(file), line, ncols, enc)]  # type: ignore[arg-type]  # fmt: skip
-    rows = Columns({n: np.concatenate([np.empty(0, COLUMNS[n]), *p]) for n, p in parts.items()})
-    parts.clear()
+    rows, n_old = store.rows()
     m = match(rows, n_old)
     del rows
-    found = figures(m, new, largest)
-    check_balance(notes, bad, found["counts"])
+    check_balance(notes, bad, m.counts())
     out.mkdir(parents=True, exist_ok=True)
-    written = lists(m, old, new, out)
+    written, found = list_and_count(m, old, new, out, largest)
     report = file_report(notes, found["counts"], found["groups"], found["largest"], written, {})
     write_file_report(report, bad, out)
     return report, len(bad)

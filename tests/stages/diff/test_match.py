@@ -8,7 +8,7 @@ import numpy as np
 
 from pipeline import Columns
 from stages.diff.entries import NEW, OLD, concat, entries, path_hash
-from stages.diff.filediff import figures, lists
+from stages.diff.filediff import list_and_count
 from stages.diff.listing import chunks
 from stages.diff.match import CREATED, DELETED, MODIFIED, MOVED, match_sides, per_group
 from stages.wrstat.parse import parse
@@ -83,14 +83,13 @@ def test_per_group_figures_count_bytes_as_the_usage_reports_do(tmp_path: Path) -
 def test_lists_and_the_largest_files_created(tmp_path: Path) -> None:
     old_file, new_file = scenario(tmp_path)
     m = match_sides(side_of(old_file, OLD), side_of(new_file, NEW))
-    written = lists(m, old_file, new_file, tmp_path)
+    written, found = list_and_count(m, old_file, new_file, tmp_path, 2)
     want = oracle.list_rows(oracle.diff(old_file, new_file))
     for kind, path in written.items():
         lines = path.read_text().splitlines()
         assert lines[0].split("\t")[:2] == ["Path", "Old Path"]
         assert {tuple(x.split("\t")) for x in lines[1:]} == want[kind], kind
         assert len(lines) - 1 == len(want[kind])
-    found = figures(m, new_file, 2)
     assert found["largest"]["path"].tolist() == ["/v/y", "/v/new"]
     assert found["largest"]["size"].tolist() == [400, 300]
 
