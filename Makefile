@@ -58,6 +58,7 @@ bench: $(STAMP)
 	$(PY) -m bench transport
 	$(PY) -m bench wrstat
 	$(PY) -m bench history
+	$(PY) -m bench diff
 	$(PY) -m bench scaling
 
 clean:
