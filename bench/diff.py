@@ -24,6 +24,7 @@ import argparse
 import base64
 import gzip
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -190,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     peaks = report["meta"]["peak_rss"]  # type: ignore[index]
     lines = counts["old_entries"] + counts["new_entries"]
     base_seconds, base_lines, base_counts = dict_diff(old, new)
+    # this process did little else: its peak is the dict-based diff's
+    base_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     same = all(counts[k] == v for k, v in base_counts.items())
     rate, base_rate = lines / seconds, base_lines / base_seconds
     ratio = rate / base_rate
@@ -203,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"dict-based diff   {base_seconds:7.2f} s  {base_rate / 1e6:5.2f} M lines/s  "
+        f"{base_peak / MB:,.0f} MB "
         f"(same changes found: {'yes' if same else 'NO: ' + str(base_counts)})"
     )
     print(
