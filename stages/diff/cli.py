@@ -51,12 +51,13 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "diff",
         help="what changed between two snapshots of a volume (files and usage)",
-        description="Compare two wrstat stats files, or two saved snapshots, of a volume.",
+        description="Compare two snapshots of a volume: two wrstat stats files, two saved "
+        "snapshots, or two snapshots kept in the usage history.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("old", nargs="?", help="the earlier stats file or .snap snapshot")
-    p.add_argument("new", nargs="?", help="the later stats file or .snap snapshot")
+    p.add_argument("old", nargs="?", help="the earlier stats file, .snap file or VOLUME@YYYYMMDD")
+    p.add_argument("new", nargs="?", help="the later stats file, .snap file or VOLUME@YYYYMMDD")
     p.add_argument("--out", default="diff", help="folder for the results (default: diff)")
     p.add_argument(
         "--replicas",
@@ -118,6 +119,14 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.replicas < 1:
         raise UsageError(f"--replicas must be at least 1, got {args.replicas}")
+    from stages.wrstat.naming import from_name  # noqa: PLC0415
+
+    named = [from_name(p) for p in (old, new)]
+    if named[0] and named[1] and named[0].volume != named[1].volume:
+        raise UsageError(
+            f"{old} and {new} are of different volumes ({named[0].volume}, "
+            f"{named[1].volume}); a diff compares two snapshots of one volume"
+        )
     return _files(args, old, new)
 
 

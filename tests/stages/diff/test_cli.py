@@ -163,3 +163,13 @@ def test_generated_snapshots_with_churn_match_the_reference_diff(tmp_path: Path)
     assert ran.returncode == ExitCode.OK, ran.stderr
     counts = check_against_oracle(old, new, out)
     assert all(counts[k] > 0 for k in ("created", "deleted", "modified", "moved")), counts
+
+
+def test_two_volumes_are_not_two_snapshots(tmp_path: Path) -> None:
+    old, _ = scenario(tmp_path / "in")
+    other = write(
+        tmp_path / "in" / "20261102_scratch2.a.b.stats.gz", [(b"/v", "d", 1, 1, 1, 1, 1, 1)]
+    )
+    ran = cli("diff", str(old), str(other), cwd=tmp_path)
+    assert ran.returncode == ExitCode.USAGE
+    assert "are of different volumes (scratch1, scratch2)" in ran.stderr
