@@ -36,8 +36,8 @@ from stages.diff.aggregate import (
     groups_table,
     users_table,
 )
+from stages.outfiles import jsonl, tsv, write_atomically
 from stages.wrstat.history import HistoryError
-from stages.wrstat.report import jsonl, tsv, write_atomically
 from stages.wrstat.stores import OFF, describe, open_store
 
 COLUMNS = ("Volume", "Since", "Kind", "Top Level Path", "Group", "GID", "User", "UID",

@@ -26,8 +26,9 @@ from stages.diff.aggregate import FIGURES, Snapshot, diff, groups_table, users_t
 from stages.diff.entries import NEW, OLD
 from stages.diff.match import GROUP_FIGURES, KIND_NAMES, LARGEST, add_groups
 from stages.diff.report import Report, export_report, save_snapshot
+from stages.outfiles import tsv, write_atomically
 from stages.wrstat.escape import go_escape
-from stages.wrstat.report import REJECT_COLUMNS, Totals, outside, tsv, write_atomically
+from stages.wrstat.report import REJECT_COLUMNS, Totals, outside
 
 GROUP_COLUMNS = (
     "GID",

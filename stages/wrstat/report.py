@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
-import os
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -36,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import Columns, Context
+from stages.outfiles import jsonl, tsv, write_atomically
 from stages.wrstat import plots
 from stages.wrstat.enrich import (
     DateFigures,
@@ -78,26 +77,6 @@ def days_since(snapshot: int, newest: int) -> float:
 def outside(mount: str) -> str:
     """The Top Level Path of entries in no base directory."""
     return f"{mount} (outside any base directory)"
-
-
-def write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8", newline="\n") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
-
-
-def tsv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    lines = ["\t".join(header)]
-    lines.extend("\t".join("-" if v is None else str(v) for v in row) for row in rows)
-    return "\n".join(lines) + "\n"
-
-
-def jsonl(keys: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    return "".join(json.dumps(dict(zip(keys, row, strict=True)), ensure_ascii=False) + "\n"
-                   for row in rows)  # fmt: skip
 
 
 class Totals:

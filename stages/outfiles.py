@@ -1,0 +1,33 @@
+"""Result files: written whole and atomically, as TSV (``-`` for a missing value) or JSON lines.
+
+>>> tsv(("a", "b"), [(1, None)])
+'a\tb\n1\t-\n'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+
+def write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8", newline="\n") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def tsv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    lines = ["\t".join(header)]
+    lines.extend("\t".join("-" if v is None else str(v) for v in row) for row in rows)
+    return "\n".join(lines) + "\n"
+
+
+def jsonl(keys: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    return "".join(json.dumps(dict(zip(keys, row, strict=True)), ensure_ascii=False) + "\n"
+                   for row in rows)  # fmt: skip
