@@ -1,4 +1,4 @@
-"""Result files: written whole and atomically, as TSV (``-`` for a missing value) or JSON lines.
+r"""Result files: written whole and atomically, as TSV (``-`` for a missing value) or JSON lines.
 
 >>> tsv(("a", "b"), [(1, None)])
 'a\tb\n1\t-\n'
