@@ -1,0 +1,1 @@
+"""Bucket aggregators: time-bucketed statistics from logs and other records."""

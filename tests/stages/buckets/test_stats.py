@@ -1,0 +1,168 @@
+"""Bucket statistics against a reference that sorts each bucket's values in plain Python."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import pytest
+
+from pipeline import Columns
+from stages.buckets.stats import STATS, Spec, bucket_stats
+
+SPEC = Spec(("client", "machine"), "time", ("latency", "bytes"), {"latency": 15.0}, "name", "ms")
+
+
+def records(n: int, seed: int) -> Columns:
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        latency = (
+            rng.choice([float("nan"), 15.0, 0.0])
+            if rng.random() < 0.1
+            else round(rng.expovariate(0.2), 1)
+        )
+        rows.append(
+            (
+                rng.choice(["cmc", "nws", "dwd"]),
+                rng.choice(["px1", "px2"]),
+                rng.randrange(0, 3 * 3600 * 1000),
+                latency,
+                float(rng.randrange(0, 5000)),
+                f"f{i}",
+            )
+        )
+    cols = list(zip(*rows, strict=True))
+    return Columns(
+        client=np.array(cols[0], dtype=object),
+        machine=np.array(cols[1], dtype=object),
+        time=np.array(cols[2], np.int64),
+        latency=np.array(cols[3]),
+        bytes=np.array(cols[4]),
+        name=np.array(cols[5], dtype=object),
+    )
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear interpolation between the two nearest ranks (numpy's default method)."""
+    h = (len(values) - 1) * q / 100
+    lo = math.floor(h)
+    hi = min(lo + 1, len(values) - 1)
+    return values[lo] + (h - lo) * (values[hi] - values[lo])
+
+
+def reference(
+    r: Columns, spec: Spec, start: int, end: int, width: int
+) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """(client, machine, bucket start, field) -> every statistic, one record at a time."""
+    groups: dict[tuple[Any, ...], list[tuple[float, int, str]]] = defaultdict(list)
+    keys = set()
+    for i in range(len(r)):
+        key = (r["client"][i], r["machine"][i])
+        t = int(r["time"][i])
+        if not start * 1000 <= t < end * 1000:
+            continue
+        keys.add(key)
+        b = start + (t // 1000 - start) // width * width
+        for f in spec.fields:
+            v = float(r[f][i])
+            if not math.isnan(v):
+                groups[(*key, b, f)].append((v, t, r["name"][i]))
+    out = {}
+    for key in keys:
+        for b in range(start, end, width):
+            for f in spec.fields:
+                vals = sorted(groups.get((*key, b, f), []))  # by value, then time
+                xs = [v for v, _, _ in vals]
+                row: dict[str, Any] = {"count": len(xs), "total": sum(xs)}
+                thr = spec.thresholds.get(f)
+                row["over"] = sum(1 for x in xs if thr is not None and x > thr)
+                if xs:
+                    big = next(e for e in vals if e[0] == xs[-1])  # earliest of the largest
+                    row.update(
+                        min=xs[0],
+                        min_time=vals[0][1],
+                        min_label=vals[0][2],
+                        max=xs[-1],
+                        max_time=big[1],
+                        max_label=big[2],
+                        mean=sum(xs) / len(xs),
+                        median=percentile(xs, 50),
+                        p95=percentile(xs, 95),
+                        p99=percentile(xs, 99),
+                        over_pct=100 * row["over"] / len(xs),
+                    )
+                out[(*key, b, f)] = row
+    return out
+
+
+@pytest.mark.parametrize(
+    ("width", "start", "end"),
+    [(60, 0, 3 * 3600), (3600, 0, 3 * 3600), (7, 600, 4000), (86400, 0, 86400)],
+)
+def test_every_statistic_of_every_bucket_as_the_reference_has_it(
+    width: int, start: int, end: int
+) -> None:
+    r = records(5000, seed=width)
+    got = bucket_stats(r, SPEC, start, end, width)
+    want = reference(r, SPEC, start, end, width)
+    assert len(got) == len(want) // len(SPEC.fields)  # every bucket of every key, empty ones too
+    cols = {n: got[n].tolist() for n in got.names}
+    for i in range(len(got)):
+        for f in SPEC.fields:
+            ref = want[(cols["client"][i], cols["machine"][i], cols["start"][i], f)]
+            for stat in STATS:
+                value = cols[f"{f}_{stat}"][i]
+                if stat not in ref:  # an empty bucket
+                    assert value in (None, -1) or math.isnan(value), (stat, value)
+                elif isinstance(ref[stat], float):
+                    assert value == pytest.approx(ref[stat], rel=1e-12, abs=1e-9), (stat, i)
+                else:
+                    assert value == ref[stat], (stat, i)
+
+
+def test_percentiles_are_numpys_linear_ones() -> None:
+    rng = np.random.default_rng(1)
+    values = rng.exponential(5, 1001)
+    r = Columns(time=np.zeros(1001, np.int64), x=values)
+    s = bucket_stats(r, Spec((), "time", ("x",)), 0, 60, 60)
+    for name, q in (("median", 50), ("p95", 95), ("p99", 99)):
+        assert s[f"x_{name}"][0] == np.percentile(values, q)
+
+
+def test_coarser_windows_from_the_same_records_are_exact() -> None:
+    r = records(3000, seed=9)
+    minutes = bucket_stats(r, SPEC, 0, 3600, 60)
+    hour = bucket_stats(r, SPEC, 0, 3600, 3600)
+    for i in range(len(hour)):
+        mine = (minutes["client"] == hour["client"][i]) & (minutes["machine"] == hour["machine"][i])
+        assert minutes["latency_count"][mine].sum() == hour["latency_count"][i]
+        assert minutes["latency_over"][mine].sum() == hour["latency_over"][i]
+        assert np.nanmax(minutes["latency_max"][mine]) == hour["latency_max"][i]
+
+
+def test_records_from_two_replicas_put_together_give_the_stats_of_all() -> None:
+    r = records(4000, seed=3)
+    half = np.arange(len(r)) % 2 == 0
+    both = Columns({n: np.concatenate([r.select(half)[n], r.select(~half)[n]]) for n in r.names})
+    a, b = bucket_stats(r, SPEC, 0, 3 * 3600, 300), bucket_stats(both, SPEC, 0, 3 * 3600, 300)
+    for n in a.names:
+        assert a[n].tolist() == b[n].tolist() or np.allclose(
+            a[n].astype(float), b[n].astype(float), equal_nan=True
+        )
+
+
+def test_keys_asked_for_get_their_buckets_even_with_no_records() -> None:
+    r = records(100, seed=4)
+    s = bucket_stats(r, SPEC, 0, 600, 60, keys=[("nobody", "px9"), ("cmc", "px1")])
+    assert s["client"].tolist()[:10] == ["nobody"] * 10
+    assert s["latency_count"][:10].tolist() == [0] * 10
+    assert s["latency_total"][:10].tolist() == [0.0] * 10
+
+
+def test_a_window_needs_a_width_and_an_end_after_its_start() -> None:
+    with pytest.raises(ValueError, match="start < end and a width > 0"):
+        bucket_stats(records(1, 1), SPEC, 60, 60, 60)
