@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,20 +39,33 @@ class Panel:
     window: dict[str, Any]
 
 
-def figures(client: str, records: Columns, start: int, end: int, threshold: float) -> Panel:
-    """A client's minutes of ``[start, end)`` (epoch seconds) and the window's figures."""
-    spec = Spec((), "time", SPEC_FIELDS, {"latency": threshold}, "name", "ms")
+def figures(
+    client: str,
+    records: Columns,
+    start: int,
+    end: int,
+    threshold: float,
+    name: Callable[[int, float], bytes | None] | None = None,
+) -> Panel:
+    """A client's minutes of ``[start, end)`` (epoch seconds) and the window's figures.
+    ``name``: the name of the record of a time and latency, when the records have none."""
+    spec = Spec((), "time", SPEC_FIELDS, {"latency": threshold}, None, "ms")
     minutes = bucket_stats(records, spec, start, end, 60, ranks=False)
     whole = bucket_stats(records, spec, start, end, end - start, ranks=False)
     w = {n: whole[n][0].item() if hasattr(whole[n][0], "item") else whole[n][0]
          for n in whole.names}  # fmt: skip
-    # the largest latency's record: the first in time (records come in time order)
+    # the largest latency's record: the earliest, on a tie
     t = records["time"]
     inside = np.flatnonzero((t >= start * 1000) & (t < end * 1000))
     latency = records["latency"][inside]
     if len(inside) and not np.all(np.isnan(latency)):
-        k = inside[int(np.nanargmax(latency))]
-        w["latency_max_time"], w["latency_max_label"] = int(t[k]), records["name"][k]
+        top = inside[latency == np.nanmax(latency)]
+        k = int(top[np.argmin(t[top])])
+        w["latency_max_time"] = int(t[k])
+        if "name" in records:
+            w["latency_max_label"] = records["name"][k]
+        elif name is not None:
+            w["latency_max_label"] = name(int(t[k]), float(records["latency"][k]))
     return Panel(client, minutes, w)
 
 
