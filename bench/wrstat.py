@@ -30,7 +30,7 @@ from pathlib import Path
 
 import psutil
 
-from stages.wrstat.gz import zlib_module as _zlib
+from stages.gz import zlib_module as _zlib
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pipeline-bench"
 REPO = Path(__file__).resolve().parent.parent

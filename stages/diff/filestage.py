@@ -24,7 +24,7 @@ from stages.diff.entries import COLUMNS, NEW, OLD, Store, entries
 from stages.diff.filediff import list_and_count
 from stages.diff.listing import chunks
 from stages.diff.match import match
-from stages.wrstat.read import Progress
+from stages.streams import Progress
 
 #: compiled code, loaded once in the process workers are forked from
 WORKER_PRELOAD = ["stages.wrstat.parse:warm", "stages.diff.filestage:warm"]

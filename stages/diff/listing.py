@@ -18,10 +18,11 @@ import numpy as np
 from numba import njit
 
 from pipeline import Context
+from stages.streams import Progress
 from stages.wrstat import layout as K
 from stages.wrstat.lines import LUTS, decode_path
 from stages.wrstat.naming import StatsFile, from_name
-from stages.wrstat.read import Progress, read_file
+from stages.wrstat.read import read_file
 
 #: the columns of every change list; "-" where a side has no value
 LIST_COLUMNS = (

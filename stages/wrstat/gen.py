@@ -41,7 +41,7 @@ from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress
 
 from pipeline.errors import UsageError
-from stages.wrstat.gz import gzip_module as _gzip
+from stages.gz import gzip_module as _gzip
 from stages.wrstat.naming import FULLWIDTH_SLASH
 from stages.wrstat.sample_accounts import write_identities, write_quotas
 

@@ -12,17 +12,15 @@ and the file is reported as incomplete (the run then exits 3).
 from __future__ import annotations
 
 import logging
-import zlib
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pipeline import Context
+from stages.streams import Lines, Progress, Stream
 from stages.wrstat import layout as K
 from stages.wrstat.escape import go_escape
-from stages.wrstat.gz import zlib_module as _zlib
 from stages.wrstat.layout import detect
 from stages.wrstat.naming import StatsFile, discover
 
@@ -32,8 +30,6 @@ log = logging.getLogger("stages.wrstat.read")
 WORKER_PRELOAD = ["stages.wrstat.parse:warm"]
 
 MIB = 1 << 20
-_READ = 4 << 20
-_GZIP = 31  # wbits: a gzip header and trailer
 
 
 def read_stats(
@@ -56,23 +52,6 @@ def read_stats(
         progress.file_done(stats.path.stat().st_size)
 
 
-class Progress:
-    """Compressed bytes read, over all the files of this replica."""
-
-    def __init__(self, ctx: Context, total: int) -> None:
-        self.ctx = ctx
-        self.total = total
-        self.before = 0  # files done
-        ctx.progress(0, total, "bytes")
-
-    def reading(self, read_in: int) -> None:
-        self.ctx.progress(self.before + read_in, self.total, "bytes")
-
-    def file_done(self, size: int) -> None:
-        self.before += size
-        self.ctx.progress(self.before, self.total, "bytes")
-
-
 def _mount(stats: StatsFile, sample: bytes, encoding: int, ncols: int) -> str:
     """The mount path: from the name (wrstat 6.2 on), else from the first path in the file,
     up to the component that names the volume."""
@@ -92,71 +71,6 @@ def _mount(stats: StatsFile, sample: bytes, encoding: int, ncols: int) -> str:
     return "/" + stats.volume
 
 
-class _Lines:
-    """Decompressed bytes gathered into chunks that end at a line end; each byte is copied
-    once on its way into a chunk."""
-
-    def __init__(self, chunk_bytes: int) -> None:
-        self.chunk_bytes = chunk_bytes
-        self.parts: list[bytes] = []
-        self.size = 0
-
-    def add(self, data: bytes) -> None:
-        if data:
-            self.parts.append(data)
-            self.size += len(data)
-
-    def take(self, final: bool = False) -> tuple[bytes, int] | None:
-        """(buffer, length of its whole lines) once a chunk is due (or ``final``)."""
-        if not self.parts or (self.size < self.chunk_bytes and not final):
-            return None
-        data = self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
-        cut = data.rfind(b"\n") + 1
-        self.parts = [data[cut:]] if cut < len(data) else []
-        self.size = len(data) - cut
-        return (data, cut) if cut else None
-
-    def rest(self) -> bytes:
-        return b"".join(self.parts)
-
-
-class _Gunzip:
-    """The decompressed pieces of a gzip file (of several members too), at most ``piece``
-    bytes each. Once they are all out, ``problem`` says whether the stream was cut short or
-    corrupt, and after how many compressed bytes."""
-
-    def __init__(self, path: Path, piece: int, progress: Progress | None) -> None:
-        self.path = path
-        self.piece = piece
-        self.progress = progress
-        self.problem: str | None = None
-
-    def __iter__(self) -> Iterator[bytes]:
-        d = _zlib.decompressobj(_GZIP)
-        read_in = 0
-        with self.path.open("rb") as f:
-            while block := f.read(_READ):
-                read_in += len(block)
-                if self.progress:
-                    self.progress.reading(read_in)
-                try:
-                    while block:  # at most a piece out of each call
-                        yield d.decompress(block, self.piece)
-                        block = d.unconsumed_tail
-                        if d.eof and d.unused_data:  # another gzip member follows
-                            block = d.unused_data
-                            d = _zlib.decompressobj(_GZIP)
-                except (zlib.error, _zlib.error) as exc:
-                    self.problem = (
-                        f"the gzip data is corrupt after {read_in:,} compressed bytes ({exc})"
-                    )
-                    return
-        if not d.eof:
-            self.problem = (
-                f"the gzip stream is truncated: it ends after {read_in:,} compressed bytes"
-            )
-
-
 def read_file(
     ctx: Context, stats: StatsFile, chunk_bytes: int, progress: Progress | None = None
 ) -> Iterator[dict[str, Any]]:
@@ -164,7 +78,7 @@ def read_file(
 
     name = str(stats.path)
     meta: dict[str, Any] = {"file": name, "volume": stats.volume, "snapshot": stats.snapshot}
-    lines = _Lines(chunk_bytes)
+    lines = Lines(chunk_bytes)
     next_line = 1
 
     def chunk(taken: tuple[bytes, int]) -> dict[str, Any]:
@@ -177,7 +91,7 @@ def read_file(
         next_line += int(count_lines(view))
         return item
 
-    gunzip = _Gunzip(stats.path, chunk_bytes, progress)
+    gunzip = Stream(stats.path, chunk_bytes, progress, gzipped=True)
     for piece in gunzip:
         lines.add(piece)
         while (taken := lines.take()) is not None:
