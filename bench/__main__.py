@@ -8,6 +8,7 @@ BENCHMARKS = {
     "transport": ("bench.transport", "the engine against multiprocessing.Queue graphs"),
     "wrstat": ("bench.wrstat", "wrstat reports end to end against a lurge-style loop"),
     "history": ("bench.history", "usage history to SQLite and MariaDB vs row-by-row INSERTs"),
+    "buckets": ("bench.buckets", "a day of MetPX logs through the buckets, and a graph from cache"),
     "diff": ("bench.diff", "file-level diff of two 10M-line files vs a dict-based diff"),
     "scaling": ("bench.scaling", "wrstat reports while usage is scaled 1 -> 2 -> 1, vs unscaled"),
 }
