@@ -75,13 +75,16 @@ def plain_loop(logs: Path) -> tuple[float, int, int]:
                 m = LINE.match(line)
                 if not m or "Bytes/sec" in line or " Segment " in line or "SEND TIMEOUT" in line:
                     continue
-                local = dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S")
-                when = local.replace(tzinfo=zone).timestamp() + int(m.group(2)) / 1000
-                latency = math.nan
-                fields = m.group(5).split(":")
-                if direction == "tx" and len(fields) >= 7:
-                    stamp = dt.datetime.strptime(fields[6][:14], "%Y%m%d%H%M%S")
-                    latency = when - stamp.replace(tzinfo=dt.UTC).timestamp()
+                try:
+                    local = dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S")
+                    when = local.replace(tzinfo=zone).timestamp() + int(m.group(2)) / 1000
+                    latency = math.nan
+                    fields = m.group(5).split(":")
+                    if direction == "tx" and len(fields) >= 7:
+                        stamp = dt.datetime.strptime(fields[6][:14], "%Y%m%d%H%M%S")
+                        latency = when - stamp.replace(tzinfo=dt.UTC).timestamp()
+                except ValueError:  # a malformed line: rejected
+                    continue
                 minutes[(client, direction, int(when) // 60)].append(
                     (latency, int(m.group(4)), m.group(3) == "ERROR"))  # fmt: skip
     for values in minutes.values():

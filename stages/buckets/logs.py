@@ -46,7 +46,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from pipeline import Batch, Columns, Context
-from stages.buckets.metpx import LocalClock, MetpxParser, Parsed
+from stages.buckets.clock import LocalClock
+from stages.buckets.metpx import MetpxParser, Parsed
 from stages.streams import Lines, Progress, Stream
 from stages.wrstat.escape import go_escape
 
