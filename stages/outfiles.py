@@ -7,10 +7,21 @@ r"""Result files: written whole and atomically, as TSV (``-`` for a missing valu
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+
+def cell(value: Any) -> Any:
+    """A value as a result file holds it: NaN (nothing to say) as None, written ``-`` or
+    ``null``; bytes (a fixed-width label column) as text, bytes that are not UTF-8 escaped."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    return value
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import Columns, Context
-from stages.outfiles import jsonl, tsv, write_atomically
+from stages.outfiles import cell, jsonl, tsv, write_atomically
 
 REJECT_COLUMNS = ("File", "Line", "Reason", "Raw")
 
@@ -33,14 +33,6 @@ def iso(t: int | float, unit: str = "s") -> str | None:
         when = dt.datetime.fromtimestamp(t / 1000, dt.UTC)
         return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(t) % 1000:03d}Z"
     return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    if isinstance(v, bytes):  # a label from a fixed-width bytes column
-        return v.decode("utf-8", "backslashreplace")
-    return v
 
 
 class BucketReport:
@@ -109,7 +101,7 @@ class BucketReport:
             elif n.endswith("_time"):
                 values[n] = [iso(t, self.unit) for t in values[n]]
             else:
-                values[n] = [_plain(v) for v in values[n]]
+                values[n] = [cell(v) for v in values[n]]
         rows = list(zip(*(values[n] for n in names), strict=True))
         write_atomically(self.dir / f"{self.name}.tsv", tsv(names, rows))
         write_atomically(self.dir / f"{self.name}.jsonl", jsonl(names, rows))

@@ -125,9 +125,7 @@ class Changes:
 
     def _write(self, date: str, rows: list[tuple[Any, ...]]) -> None:
         write_atomically(self.dir / f"changes-{date}.tsv", tsv(COLUMNS, rows))
-        json_rows = [tuple(None if isinstance(v, float) and math.isnan(v) else v for v in r)
-                     for r in rows]  # fmt: skip
-        write_atomically(self.dir / f"changes-{date}.jsonl", jsonl(KEYS, json_rows))
+        write_atomically(self.dir / f"changes-{date}.jsonl", jsonl(KEYS, rows))
 
     async def _file_level(self, s: dict[str, Any], before: str, ctx: Context) -> None:
         """The file-level diff of one volume, if the earlier stats file is still there."""

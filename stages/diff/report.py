@@ -14,7 +14,6 @@ id in use is refused), ``export_report`` and ``import_report``, and ``drop`` /
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from pipeline import Columns
 from stages.diff import snapfile
 from stages.diff.aggregate import FIGURES, Diff, Snapshot, diff
 from stages.diff.match import GROUP_FIGURES, LARGEST
+from stages.outfiles import cell
 
 
 class ReportError(ValueError):
@@ -43,17 +43,11 @@ class Report:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def _plain(v: Any) -> Any:
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    return v
-
-
 def table_json(cols: Columns) -> list[dict[str, Any]]:
     names = cols.names
     values = [cols[n].tolist() for n in names]
     return [
-        {n: _plain(v) for n, v in zip(names, row, strict=True)} for row in zip(*values, strict=True)
+        {n: cell(v) for n, v in zip(names, row, strict=True)} for row in zip(*values, strict=True)
     ]
 
 

@@ -14,7 +14,6 @@ is checked to be counted once: as an entry matched, or as a rejected line (liste
 from __future__ import annotations
 
 import datetime as dt
-import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from stages.diff.aggregate import FIGURES, Snapshot, diff, groups_table, users_t
 from stages.diff.entries import NEW, OLD
 from stages.diff.match import GROUP_FIGURES, KIND_NAMES, LARGEST, add_groups
 from stages.diff.report import Report, export_report, save_snapshot
-from stages.outfiles import tsv, write_atomically
+from stages.outfiles import cell, tsv, write_atomically
 from stages.wrstat.escape import go_escape
 from stages.wrstat.report import REJECT_COLUMNS, Totals, outside
 
@@ -41,36 +40,16 @@ GROUP_COLUMNS = (
     "Moved",
 )
 LARGEST_COLUMNS = ("Path", "Size", "UID", "GID", "Mtime")
-AGG_GROUP_COLUMNS = (
-    "GID",
-    "Top Level Path",
-    "Usage Before",
-    "Usage After",
-    "Files Before",
-    "Files After",
-    "Change (bytes)",
-    "Change (%)",
-    "Status",
-)
-AGG_USER_COLUMNS = (
-    "UID",
-    "GID",
-    "Usage Before",
-    "Usage After",
-    "Files Before",
-    "Files After",
-    "Change (bytes)",
-    "Change (%)",
-    "Status",
-)
+#: the headers of an aggregate diff's figures, after its key columns
+_FIGURE_COLUMNS = ("Usage Before", "Usage After", "Files Before", "Files After",
+                   "Change (bytes)", "Change (%)", "Status")  # fmt: skip
+AGG_GROUP_COLUMNS = ("GID", "Top Level Path", *_FIGURE_COLUMNS)
+AGG_USER_COLUMNS = ("UID", "GID", *_FIGURE_COLUMNS)
 
 
 def rows(cols: Columns, names: tuple[str, ...]) -> list[tuple[Any, ...]]:
     values = [cols[n].tolist() for n in names]
-    return [
-        tuple(None if isinstance(v, float) and math.isnan(v) else v for v in row)
-        for row in zip(*values, strict=True)
-    ]
+    return [tuple(cell(v) for v in row) for row in zip(*values, strict=True)]
 
 
 class DiffWriter:
