@@ -44,9 +44,16 @@ class Stream:
     compressed bytes."""
 
     def __init__(
-        self, path: Path, piece: int, progress: Progress | None, gzipped: bool | None = None
+        self,
+        path: Path,
+        piece: int,
+        progress: Progress | None,
+        gzipped: bool | None = None,
+        start: int = 0,
     ) -> None:
         self.path = path
+        #: where to start reading a file that is not gzip (a log read before up to there)
+        self.start = start
         self.piece = piece
         self.progress = progress
         self.gzipped = path.name.endswith(".gz") if gzipped is None else gzipped
@@ -56,6 +63,8 @@ class Stream:
         d = _zlib.decompressobj(_GZIP)
         read_in = 0
         with self.path.open("rb") as f:
+            if self.start and not self.gzipped:
+                f.seek(self.start)
             while block := f.read(READ):
                 read_in += len(block)
                 if self.progress:

@@ -26,6 +26,7 @@ from stages.buckets.cache import Hours, Source, State, concat, empty
 from stages.buckets.logs import discover
 from stages.buckets.metpx import MetpxParser
 from stages.outfiles import tsv
+from stages.streams import Lines, Stream
 
 CHUNK = 4 << 20
 
@@ -43,16 +44,16 @@ def logs_under(root: Path) -> list[tuple[Path, Source]]:
 def read_from(path: Path, offset: int, chunk: int = CHUNK) -> Iterator[tuple[np.ndarray, int]]:
     """Chunks of whole lines of ``path`` from byte ``offset``, each with the offset after
     it. A last line with no line end yet is left for later: it may still be being written."""
-    with path.open("rb") as f:
-        f.seek(offset)
-        rest = b""
-        while block := f.read(chunk):
-            data = rest + block
-            cut = data.rfind(b"\n") + 1
-            rest = data[cut:]
-            if cut:
-                offset += cut
-                yield np.frombuffer(data, dtype=np.uint8, count=cut), offset
+    lines = Lines(chunk)
+    for piece in Stream(path, chunk, None, gzipped=False, start=offset):
+        lines.add(piece)
+        while (taken := lines.take()) is not None:
+            data, cut = taken
+            offset += cut
+            yield np.frombuffer(data, dtype=np.uint8, count=cut), offset
+    if (taken := lines.take(final=True)) is not None:
+        data, cut = taken
+        yield np.frombuffer(data, dtype=np.uint8, count=cut), offset + cut
 
 
 @dataclass

@@ -78,6 +78,11 @@ NEW_ROWS: list[Row | bytes] = [
 ]
 
 
+#: what a diff of the scenario finds
+SCENARIO_COUNTS = {"old_entries": 12, "new_entries": 12, "created": 3, "deleted": 3,
+                   "modified": 2, "moved": 2, "unchanged": 5}  # fmt: skip
+
+
 def scenario(folder: Path) -> tuple[Path, Path]:
     """The two snapshots: old (20261101) and new (20261102) of volume ``scratch1``."""
     old = write(folder / "20261101_scratch1.a.b.stats.gz", OLD_ROWS)

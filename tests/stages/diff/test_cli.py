@@ -10,7 +10,7 @@ import pytest
 from pipeline.errors import ExitCode
 from tests.conftest import cli
 from tests.stages.diff import oracle
-from tests.stages.diff.pairs import scenario, write
+from tests.stages.diff.pairs import SCENARIO_COUNTS, scenario, write
 from tests.stages.wrstat.conftest import generate
 
 pytestmark = pytest.mark.integration
@@ -58,15 +58,7 @@ def test_a_hand_written_pair_with_every_kind_of_change(tmp_path: Path) -> None:
     ran = cli("diff", str(old), str(new), "--out", str(out), "--replicas", "3", cwd=tmp_path)
     assert ran.returncode == ExitCode.OK, ran.stderr
     counts = check_against_oracle(old, new, out)
-    assert counts == {
-        "old_entries": 12,
-        "new_entries": 12,
-        "created": 3,
-        "deleted": 3,
-        "modified": 2,
-        "moved": 2,
-        "unchanged": 5,
-    }
+    assert counts == SCENARIO_COUNTS
     rejects = (out / "rejects.tsv").read_text().splitlines()
     assert [r.split("\t")[1] for r in rejects[1:]] == ["12", "13"]
     assert "3 created, 3 deleted, 2 modified, 2 moved, 5 unchanged; 2 rejected" in ran.stderr
