@@ -94,6 +94,19 @@ class DirectoryFigures:
     filetypes: Mapping[str, int]
 
 
+@dataclass(frozen=True)
+class AgeFigures:
+    """A group's age profile on a volume: usage and files per wrstat age class, by mtime
+    and by atime (``stages.wrstat.layout.AGE_CLASSES`` order)."""
+
+    volume: str
+    gid: int
+    usage_by_mtime: tuple[int, ...]
+    usage_by_atime: tuple[int, ...]
+    files_by_mtime: tuple[int, ...]
+    files_by_atime: tuple[int, ...]
+
+
 @dataclass
 class DateFigures:
     """Everything one snapshot date's reports hold, before names and forecasts."""
@@ -102,6 +115,7 @@ class DateFigures:
     groups: list[GroupFigures] = field(default_factory=list)
     users: list[UserFigures] = field(default_factory=list)
     directories: list[DirectoryFigures] = field(default_factory=list)
+    ages: list[AgeFigures] = field(default_factory=list)
 
 
 @dataclass

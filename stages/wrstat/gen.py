@@ -4,7 +4,8 @@ Each volume gets a tree walked depth first as wrstat walks it: lustre-like areas
 (``humgen/projects/...`` with 5-component base directories, ``teams/...`` with 4,
 ``realdata/mdtN/...`` with one more), groups of very unequal size, users' and projects'
 sub-directories, files of every reported type, symlinks, sockets and FIFOs, hard links (the
-same inode under two paths, nlink 2), entries with nlink 0, mtimes after the snapshot, and
+same inode under two paths, nlink 2), entries with nlink 0, mtimes from days to ten years
+before the snapshot (and some after it), atimes between the mtime and the snapshot, and
 names with spaces, accents, emoji, tabs, newlines, quotes, backslashes and bytes that are
 not UTF-8.
 
@@ -202,8 +203,13 @@ class Volume:
         self.inode += 1
         roll = rng.random()
         mtime = self.snapshot - int(-math.log(1.0 - roll) * 200 * 86400)  # ~200 days on average
+        if roll < 0.12:  # data kept for years: up to ten
+            mtime = self.snapshot - int(roll / 0.12 * 10 * 365 * 86400)
+        # last read some time between its last change and the snapshot
+        atime = mtime + int((self.snapshot - mtime) * (roll * 7919 % 1.0))
         if roll > 0.998:
             mtime = self.snapshot + int(roll * 1e6) % 400 * 86400  # a clock in the future
+            atime = mtime + int(roll * 86400)
         apparent = size
         newest = None
         if kind == "d":
@@ -221,9 +227,8 @@ class Volume:
         nlink = 2 if kind == "d" else 1
         if kind == "f" and rng.random() < 0.001:
             nlink = 0
-        return Entry(path, kind, size, apparent, uid, gid, mtime + int(roll * 86400),
-                     mtime, mtime + int(roll * 3600), self.inode, nlink, self.dev,
-                     newest)  # fmt: skip
+        return Entry(path, kind, size, apparent, uid, gid, atime, mtime,
+                     mtime + int(roll * 3600), self.inode, nlink, self.dev, newest)  # fmt: skip
 
     def _file(self, folder: bytes, uid: int, gid: int, i: int) -> Entry:
         rng = self.rng

@@ -36,11 +36,24 @@ TYPES = b"fdlsbcFX"
 FILE_TYPES = ("bam", "cram", "sam", "vcf", "vcf.gz", "fastq", "fastq.gz", "bed/ped", "other")
 OTHER = len(FILE_TYPES) - 1
 
+#: wrstat's age classes (as its ``dguta`` age filters): how long before the snapshot an
+#: entry was last modified, or last accessed; a month is a twelfth of a 365-day year
+MONTH = 2_628_000
+YEAR = 12 * MONTH
+AGE_CLASSES = ("<1m", "1-2m", "2-6m", "6-12m", "1-2y", "2-3y", "3-5y", "5-7y", ">7y")
+#: the lower edge, in seconds of age, of every class but the first
+AGE_EDGES = (MONTH, 2 * MONTH, 6 * MONTH, YEAR, 2 * YEAR, 3 * YEAR, 5 * YEAR, 7 * YEAR)
+N_AGES = len(AGE_CLASSES)
+
 #: values of a directory row, and of a user row
 USAGE, FILES, NEWEST = 0, 1, 2
 TYPE0 = 3
 DIR_WIDTH = TYPE0 + len(FILE_TYPES)
-USER_WIDTH = 3
+#: a user row's age profile, after its usage, files and newest: usage by mtime class, usage
+#: by atime class, files by mtime class, files by atime class (``N_AGES`` each)
+AGES0 = 3
+AGE_WIDTH = 4 * N_AGES
+USER_WIDTH = AGES0 + AGE_WIDTH
 #: the newest mtime of a row that has none yet
 INT64_MIN = -(1 << 63)
 

@@ -10,10 +10,16 @@ In ``dir`` (created if missing), for each date of input (not of the run), writte
 * ``directory-<YYYYMMDD>.tsv``: Volume, Top Level Path, Directory, Group, GID,
   Usage (bytes), Files, Last Modified (days), then the usage of each file type;
 * the same as JSON lines (``group-<YYYYMMDD>.jsonl``, ...);
+* ``ages-<YYYYMMDD>.tsv``: Volume, Group, GID, By (mtime or atime), then the usage and
+  the files of each wrstat age class (under 1 month, 1-2 months, 2-6 months, 6-12 months,
+  1-2 years, 2-3 years, 3-5 years, 5-7 years, over 7 years before the snapshot): each
+  group's data by how long ago it was last modified, and last read; usage as in the other
+  reports (``size // nlink``, every entry), files counting regular files;
 * ``rejects-<YYYYMMDD>.tsv``: File, Line, Reason, Raw, for every line that was not used;
 
 and, for the newest date, ``quota-unknown-<YYYYMMDD>.tsv`` (Volume, Group, Reason) when some
-quotas could not be found, and ``usage-*.png`` pictures of the groups closest to full.
+quotas could not be found, ``usage-*.png`` pictures of the groups closest to full, and
+``ages-<volume>-<YYYYMMDD>.png``: each volume's usage by age class.
 
 Paths are written with Go-style escapes. Names, PIs, quotas, forecasts and the history come
 from ``stages.wrstat.enrich``; dates are handled oldest first, each recorded in the history
@@ -35,8 +41,9 @@ import numpy as np
 
 from pipeline import Columns, Context
 from stages.outfiles import jsonl, tsv, write_atomically
-from stages.wrstat import plots
+from stages.wrstat import age_plots, plots
 from stages.wrstat.enrich import (
+    AgeFigures,
     DateFigures,
     DirectoryFigures,
     Enriched,
@@ -47,7 +54,7 @@ from stages.wrstat.enrich import (
 )
 from stages.wrstat.escape import go_escape
 from stages.wrstat.forecast import DEFAULT_POINTS
-from stages.wrstat.layout import FILE_TYPES, INT64_MIN
+from stages.wrstat.layout import AGE_CLASSES, AGE_WIDTH, FILE_TYPES, INT64_MIN, N_AGES
 from stages.wrstat.quota import LFS_QUOTA
 
 GROUP_COLUMNS = ("Volume", "Top Level Path", "PI", "Group", "GID", "Usage (bytes)",
@@ -57,6 +64,8 @@ USER_COLUMNS = ("Volume", "User", "UID", "Group", "GID", "Usage (bytes)", "Files
                 "Last Modified (days)")  # fmt: skip
 DIRECTORY_COLUMNS = ("Volume", "Top Level Path", "Directory", "Group", "GID",
                      "Usage (bytes)", "Files", "Last Modified (days)", *FILE_TYPES)  # fmt: skip
+AGE_COLUMNS = ("Volume", "Group", "GID", "By", *(f"Usage {a}" for a in AGE_CLASSES),
+               *(f"Files {a}" for a in AGE_CLASSES))  # fmt: skip
 REJECT_COLUMNS = ("File", "Line", "Reason", "Raw")
 
 _DAY = 86400
@@ -85,6 +94,8 @@ class Totals:
     def __init__(self) -> None:
         self.dirs: dict[tuple[str, int, bytes | None, bytes], list[int]] = {}
         self.users: dict[tuple[str, int, int], list[int]] = {}
+        #: per (stats file, gid): the age profile (``stages.wrstat.layout.AGES0`` onwards)
+        self.ages: dict[tuple[str, int], np.ndarray] = {}
         self.accepted: dict[str, int] = {}
 
     def add(self, partial: dict[str, Any]) -> None:
@@ -120,8 +131,21 @@ class Totals:
                 cur[0] += usage
                 cur[1] += files
                 cur[2] = max(cur[2], newest)
+        ages = partial.get("ages")
+        if ages is not None and len(u):
+            self._add_ages(u, np.asarray(ages, dtype=np.int64))
         for file, n in partial["accepted"].items():
             self.accepted[file] = self.accepted.get(file, 0) + n
+
+    def _add_ages(self, users: Columns, ages: np.ndarray) -> None:
+        """Add user rows' age profiles to their groups' (one sum per group, not per row)."""
+        keys = list(zip(users["source"].tolist(), users["gid"].tolist(), strict=True))
+        index = {k: i for i, k in enumerate(dict.fromkeys(keys))}
+        summed = np.zeros((len(index), AGE_WIDTH), dtype=np.int64)
+        np.add.at(summed, np.array([index[k] for k in keys]), ages)
+        for key, i in index.items():
+            cur = self.ages.get(key)
+            self.ages[key] = summed[i] if cur is None else cur + summed[i]
 
     def groups(self) -> dict[tuple[str, int, bytes | None], list[int]]:
         """Per (stats file, gid, base directory): usage, files, newest."""
@@ -204,6 +228,7 @@ class Reports:
             if dates and self.plots > 0:
                 newest = max(dates)
                 await self._pictures(dates[newest], enriched, ctx)
+                await self._age_pictures(dates[newest], enriched, ctx)
         finally:
             await self.enricher.close()
         return [s for day in sorted(dates) for s in snapshots(dates[day], by_day[day], enriched)]
@@ -249,7 +274,12 @@ class Reports:
             d.directories.append(DirectoryFigures(
                 n["volume"], top(n, base), go_escape(sub), gid, usage, files,
                 days_since(n["snapshot"], newest), types))  # fmt: skip
+        for (file, gid), a in t.ages.items():
+            n, d = note(file)
+            parts = (tuple(a[k * N_AGES : (k + 1) * N_AGES].tolist()) for k in range(4))
+            d.ages.append(AgeFigures(n["volume"], gid, *parts))
         for d in dates.values():
+            d.ages.sort(key=lambda a: (a.volume, a.gid))
             d.groups.sort(key=lambda g: (g.volume, g.base_directory, g.gid))
             d.users.sort(key=lambda u: (u.volume, u.uid, u.gid))
             d.directories.sort(key=lambda x: (x.volume, x.base_directory, x.path, x.gid))
@@ -271,6 +301,16 @@ class Reports:
                      x.files, f"{x.last_modified_days:.1f}",
                      *(x.filetypes.get(t, 0) for t in FILE_TYPES))
                     for x in d.directories]  # fmt: skip
+        age_rows = [
+            row
+            for a in d.ages
+            for row in (
+                (a.volume, e.groups[a.gid].name, a.gid, "mtime", *a.usage_by_mtime,
+                 *a.files_by_mtime),
+                (a.volume, e.groups[a.gid].name, a.gid, "atime", *a.usage_by_atime,
+                 *a.files_by_atime),
+            )
+        ]  # fmt: skip
         inputs = {n["file"] for n in notes}
         reject_rows = sorted(
             ((r["file"], r["line"], r["reason"], r["raw"]) for r in self.rejects
@@ -279,6 +319,7 @@ class Reports:
         self._both(f"group-{date}", GROUP_COLUMNS, group_rows, _GROUP_KEYS)
         self._both(f"user-{date}", USER_COLUMNS, user_rows, _USER_KEYS)
         self._both(f"directory-{date}", DIRECTORY_COLUMNS, dir_rows, _DIRECTORY_KEYS)
+        self._both(f"ages-{date}", AGE_COLUMNS, age_rows, _AGE_KEYS)
         write_atomically(self.dir / f"rejects-{date}.tsv", tsv(REJECT_COLUMNS, reject_rows))
         return len(reject_rows)
 
@@ -319,6 +360,14 @@ class Reports:
         if pictures:
             paths = await asyncio.to_thread(plots.draw_all, pictures, self.dir)
             ctx.log.info("%d picture(s) of the groups closest to full: %s", len(paths),
+                         ", ".join(p.name for p in paths))  # fmt: skip
+
+    async def _age_pictures(self, d: DateFigures, e: Enriched, ctx: Context) -> None:
+        """One picture per volume of the newest date's age profiles."""
+        found = age_plots.pictures(d.ages, d.date, lambda gid: e.groups[gid].name)
+        if found:
+            paths = await asyncio.to_thread(age_plots.draw_all, found, self.dir)
+            ctx.log.info("%d picture(s) of usage by age: %s", len(paths),
                          ", ".join(p.name for p in paths))  # fmt: skip
 
     def _both(self, stem: str, header: Sequence[str], rows: list[tuple[Any, ...]],
@@ -368,3 +417,12 @@ _USER_KEYS = ("volume", "user", "uid", "group", "gid", "usage", "files", "last_m
 _DIRECTORY_KEYS = ("volume", "top_level_path", "directory", "group", "gid", "usage", "files",
                    "last_modified_days", *(f"usage_{t.replace('/', '_').replace('.', '_')}"
                                            for t in FILE_TYPES))  # fmt: skip
+
+
+def _age_key(age_class: str) -> str:
+    """An age class as a JSON key: ``<1m`` -> ``lt_1m``, ``1-2m`` -> ``1_2m``."""
+    return age_class.replace("<", "lt_").replace(">", "gt_").replace("-", "_")
+
+
+_AGE_KEYS = ("volume", "group", "gid", "by", *(f"usage_{_age_key(a)}" for a in AGE_CLASSES),
+             *(f"files_{_age_key(a)}" for a in AGE_CLASSES))  # fmt: skip

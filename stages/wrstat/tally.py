@@ -3,8 +3,9 @@
 For each accepted line: its base directory (by the rules, or by a basedirs file), the
 sub-directory under it (one component; two under ``users/`` and ``projects/``), its usage
 (``size // nlink``, nlink 0 counted as 1), its file type if it is a regular file, and its
-mtime capped at the snapshot time; then one add to its (source, gid, base, sub) row and one
-to its (source, uid, gid) row, where the source is the stats file the line came from (one
+mtime capped at the snapshot time, and the wrstat age classes of its mtime and atime; then
+one add to its (source, gid, base, sub) row and one to its (source, uid, gid) row (which
+also holds its age profile), where the source is the stats file the line came from (one
 volume's snapshot). Paths are compared as bytes, by whole components.
 """
 
@@ -20,11 +21,15 @@ from stages.wrstat import bytescan as B
 from stages.wrstat.basedirs import Listed, Rules
 from stages.wrstat.escape import go_escape
 from stages.wrstat.layout import (
+    AGE_EDGES,
+    AGE_WIDTH,
+    AGES0,
     BASE64,
     DOT,
     FILE_TYPES,
     FILES,
     INT64_MIN,
+    N_AGES,
     NEWEST,
     OK,
     OTHER,
@@ -127,6 +132,17 @@ def _slashes(path, n, common, pos, prev_count):  # type: ignore[no-untyped-def]
         k += 1
         i = B.find(path, i + 1, n, _SLASH)
     return k
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _age_class(age):  # type: ignore[no-untyped-def]
+    """The wrstat age class of an age in seconds (a class holds its lower edge)."""
+    c = 0
+    for edge in AGE_EDGES:
+        if age < edge:
+            break
+        c += 1
+    return c
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -367,8 +383,14 @@ def scan(  # type: ignore[no-untyped-def]
         ur = last_user[2]
         u_values[ur, USAGE] += usage
         u_values[ur, NEWEST] = max(u_values[ur, NEWEST], newest)
+        by_mtime = AGES0 + _age_class(snapshot - mt)
+        by_atime = AGES0 + N_AGES + _age_class(snapshot - row[3])
+        u_values[ur, by_mtime] += usage
+        u_values[ur, by_atime] += usage
         if is_file:
             u_values[ur, FILES] += 1
+            u_values[ur, by_mtime + 2 * N_AGES] += 1
+            u_values[ur, by_atime + 2 * N_AGES] += 1
         added += 1
         prev = pos
         prev_field = path_end - pos
@@ -406,7 +428,7 @@ class Tally:
         self.bases = base.paths if isinstance(base, Listed) else Strings()
         self.subs = Strings()
         self.dirs = Rows([0, 0, INT64_MIN] + [0] * len(FILE_TYPES))
-        self.users = Rows([0, 0, INT64_MIN])
+        self.users = Rows([0, 0, INT64_MIN] + [0] * AGE_WIDTH)
         self.accepted: dict[str, int] = {}
         self.pdata = np.empty(0, dtype=np.uint8)  # one decoded path at a time
         self.scratch = np.empty(SCRATCH, dtype=np.int64)
@@ -486,7 +508,8 @@ class Tally:
         ]
 
     def partial(self) -> dict[str, Any]:
-        """The totals so far, as columns: ``dirs`` and ``users``."""
+        """The totals so far, as columns: ``dirs`` and ``users``; ``ages``: each user row's
+        age profile (``stages.wrstat.layout.AGES0`` onwards), one row per user row."""
         names = {v: k for k, v in self.sources.items()}
         d = len(self.dirs)
         keys, vals = self.dirs.keys[:d], self.dirs.values[:d]
@@ -518,7 +541,8 @@ class Tally:
             files=uvals[:, FILES].copy(),
             newest=uvals[:, NEWEST].copy(),
         )
-        return {"kind": "partial", "dirs": dirs, "users": users, "accepted": dict(self.accepted)}
+        return {"kind": "partial", "dirs": dirs, "users": users, "accepted": dict(self.accepted),
+                "ages": uvals[:, AGES0 : AGES0 + AGE_WIDTH].copy()}  # fmt: skip
 
 
 def warm() -> None:

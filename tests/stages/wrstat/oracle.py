@@ -98,6 +98,7 @@ class Entry:
     mtime: int
     type: str
     nlink: int
+    atime: int
 
 
 def parse_line(line: bytes, encoding: str, ncols: int) -> Entry:
@@ -119,8 +120,8 @@ def parse_line(line: bytes, encoding: str, ncols: int) -> Entry:
         nums.append(v)
     if fields[7] not in (b"f", b"d", b"l", b"s", b"b", b"c", b"F", b"X"):
         raise Bad("type")
-    size, uid, gid, _atime, mtime, _ctime, _inode, nlink = nums[:8]
-    return Entry(path, size, uid, gid, mtime, fields[7].decode(), nlink)
+    size, uid, gid, atime, mtime, _ctime, _inode, nlink = nums[:8]
+    return Entry(path, size, uid, gid, mtime, fields[7].decode(), nlink, atime)
 
 
 def components(path: bytes) -> list[bytes]:
@@ -170,9 +171,21 @@ class Reference:
     groups: dict[tuple[str, int, bytes | None], list[int]] = field(default_factory=dict)
     users: dict[tuple[str, int, int], list[int]] = field(default_factory=dict)
     dirs: dict[tuple[str, int, bytes | None, bytes], list[int]] = field(default_factory=dict)
+    #: (volume, gid) -> {("mtime" | "atime", class): [usage, files]}
+    ages: dict[tuple[str, int], dict[tuple[str, str], list[int]]] = field(default_factory=dict)
     rejects: list[tuple[str, int]] = field(default_factory=list)
     lines: dict[str, int] = field(default_factory=dict)
     snapshots: dict[str, int] = field(default_factory=dict)
+
+
+#: wrstat's age classes: at least this many months old (a month: 365 days / 12)
+AGE_MONTHS = {"<1m": 0, "1-2m": 1, "2-6m": 2, "6-12m": 6, "1-2y": 12, "2-3y": 24, "3-5y": 36,
+              "5-7y": 60, ">7y": 84}  # fmt: skip
+
+
+def age_class(snapshot: int, when: int) -> str:
+    months = max(0.0, (snapshot - when) / (365 * 86400 / 12))  # a time after it: new
+    return [name for name, lower in AGE_MONTHS.items() if months >= lower][-1]
 
 
 def snapshot_of(path: Path) -> tuple[str, int]:
@@ -224,6 +237,11 @@ def reference(files: list[Path]) -> Reference:
             d[2] = max(d[2], newest)
             if is_file:
                 d[3 + file_type(e.path)] += usage
+            profile = ref.ages.setdefault((volume, e.gid), {})
+            for by, when in (("mtime", e.mtime), ("atime", e.atime)):
+                cell = profile.setdefault((by, age_class(snap, when)), [0, 0])
+                cell[0] += usage
+                cell[1] += is_file
     return ref
 
 

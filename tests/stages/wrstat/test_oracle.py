@@ -12,7 +12,7 @@ from stages.wrstat.naming import discover
 from stages.wrstat.report import outside
 from tests.conftest import REPO, run_topology
 from tests.stages.wrstat.conftest import read_jsonl
-from tests.stages.wrstat.oracle import days, reference
+from tests.stages.wrstat.oracle import AGE_MONTHS, days, reference
 
 pytestmark = pytest.mark.integration
 
@@ -59,5 +59,18 @@ def test_reports_equal_the_reference(
             for r in read_jsonl(reports / "directory-20261101.jsonl")}  # fmt: skip
     assert dirs == {(v, top(v, b), go_escape(s), g): (u, f, days(ref.snapshots[v], n), *t)
                     for (v, g, b, s), (u, f, n, *t) in ref.dirs.items()}  # fmt: skip
+    ages = {}
+    for r in read_jsonl(reports / "ages-20261101.jsonl"):
+        cells = list(r.values())[4:]
+        for k, name in enumerate(AGE_MONTHS):
+            if cells[k] or cells[k + len(AGE_MONTHS)]:
+                ages[(r["volume"], r["gid"], r["by"], name)] = [
+                    cells[k],
+                    cells[k + len(AGE_MONTHS)],
+                ]
+    assert ages == {(v, g, by, name): cell for (v, g), profile in ref.ages.items()
+                    for (by, name), cell in profile.items() if cell != [0, 0]}  # fmt: skip
+    classes = {name for (_, _, _, name) in ages}
+    assert classes == set(AGE_MONTHS), "the sample should have data of every age class"
     rejects = (reports / "rejects-20261101.tsv").read_text().splitlines()[1:]
     assert sorted((r.split("\t")[0], int(r.split("\t")[1])) for r in rejects) == sorted(ref.rejects)

@@ -34,15 +34,19 @@ def test_each_snapshot_date_gets_its_own_set(tmp_path: Path, run_dir: Path) -> N
                     ("user", "jsonl"),
                     ("directory", "tsv"),
                     ("directory", "jsonl"),
+                    ("ages", "tsv"),
+                    ("ages", "jsonl"),
                     ("rejects", "tsv"),
                 ]
             ),
             "history.sqlite",  # the history, and the quotas nobody knew (no lfs here)
             "quota-unknown-20261108.tsv",
+            "ages-scratch2-20261108.png",  # the newest date's picture of usage by age
         ]
     )  # fmt: skip  (and no temporary files are left behind)
     assert {r["volume"] for r in read_jsonl(out / "group-20261101.jsonl")} == {"scratch1"}
     assert {r["volume"] for r in read_jsonl(out / "group-20261108.jsonl")} == {"scratch2"}
+    assert {r["volume"] for r in read_jsonl(out / "ages-20261108.jsonl")} == {"scratch2"}
 
 
 def test_tsv_and_json_lines_hold_the_same_rows(tmp_path: Path, run_dir: Path) -> None:
