@@ -15,7 +15,7 @@ from pathlib import Path
 
 from stages.wrstat.enrich import AgeFigures
 from stages.wrstat.layout import AGE_CLASSES
-from stages.wrstat.plots import _UNITS, _pyplot, _safe
+from stages.wrstat.plots import _pyplot, _safe, axis_unit, save
 
 OTHERS = "other groups"
 
@@ -60,12 +60,8 @@ def file_name(p: AgePicture) -> str:
 def draw(p: AgePicture, folder: Path) -> Path:
     """Write one volume's picture; its path."""
     path = folder / file_name(p)
-    top = max([sum(col) for panel in (p.by_mtime, p.by_atime) for col in zip(*panel, strict=True)]
-              + [1])  # fmt: skip
-    power = 0
-    while power < len(_UNITS) - 1 and top >= 1024.0 ** (power + 1):
-        power += 1
-    scale, unit = 1024.0**power, _UNITS[power]
+    scale, unit = axis_unit(max(sum(col) for panel in (p.by_mtime, p.by_atime)
+                                for col in zip(*panel, strict=True)))  # fmt: skip
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12.5, 4.5), dpi=100, sharey=True)
     try:
@@ -86,9 +82,7 @@ def draw(p: AgePicture, folder: Path) -> Path:
         fig.legend(handles[::-1], labels[::-1], loc="center right", fontsize=8)  # top first
         fig.suptitle(f"{p.volume} on {p.date:%Y-%m-%d}: usage by age", fontsize=11)
         fig.tight_layout(rect=(0, 0, 0.87, 1))
-        tmp = path.with_suffix(".png.tmp")
-        fig.savefig(tmp, format="png")
-        tmp.replace(path)
+        save(fig, path)
     finally:
         plt.close(fig)
     return path

@@ -51,6 +51,27 @@ class GroupPicture:
     gid: int | None = None
 
 
+def axis_unit(top: float) -> tuple[float, str]:
+    """The one binary unit an axis up to ``top`` bytes is drawn in (round ticks), and its
+    size in bytes.
+
+    >>> axis_unit(5 * 2**40)
+    (1099511627776.0, 'TiB')
+    """
+    power = 0
+    while power < len(_UNITS) - 1 and top >= 1024.0 ** (power + 1):
+        power += 1
+    return 1024.0**power, _UNITS[power]
+
+
+def save(fig: Any, path: Path) -> Path:
+    """Write a figure as a PNG, atomically: a reader sees the old picture or the new one."""
+    tmp = path.with_suffix(".png.tmp")
+    fig.savefig(tmp, format="png")
+    tmp.replace(path)
+    return path
+
+
 def _pyplot() -> Any:
     """matplotlib, loaded when a picture is drawn (it takes a second to import; the
     reports' other users of this module, and runs with nothing to draw, never pay it)."""
@@ -97,11 +118,7 @@ def draw(p: GroupPicture, folder: Path, name: str | None = None) -> Path:
     """Write the picture of one group (as ``name``, else ``file_name(p)``); its path."""
     last = p.dates[-1]
     path = folder / (name or file_name(p))
-    top = max([*p.used, p.quota or 0.0, p.used[-1] + p.slope * p.horizon, 1.0])
-    power = 0
-    while power < len(_UNITS) - 1 and top >= 1024.0 ** (power + 1):
-        power += 1
-    scale, unit = 1024.0**power, _UNITS[power]  # the axis in one binary unit: round ticks
+    scale, unit = axis_unit(max([*p.used, p.quota or 0.0, p.used[-1] + p.slope * p.horizon]))
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     try:
@@ -123,9 +140,7 @@ def draw(p: GroupPicture, folder: Path, name: str | None = None) -> Path:
         ax.legend(loc="upper left", fontsize=8)
         fig.autofmt_xdate()
         fig.tight_layout()
-        tmp = path.with_suffix(".png.tmp")
-        fig.savefig(tmp, format="png")
-        tmp.replace(path)
+        save(fig, path)
     finally:
         plt.close(fig)
     return path
