@@ -27,9 +27,10 @@ examples:
 UPDATE_EPILOG = """\
 Reads every sender log under LOGS (<machine>/<tx|rx>_<client>.log, and rotated
 <...>.log.<suffix>) from where the last update stopped, keeps its records per hour in the
-cache (<client>/<YYYYMMDD>/<tx|rx>/<machine>_<HH>.npz), back-fills the hours that passed
-with nothing, notices logs that were rotated or truncated, and only then saves the state
-(state.json). Lines that cannot be read are listed in the cache's rejects.tsv.
+cache (<client>/<YYYYMMDD>/<tx|rx>/<machine>_<HH>.npz) with the hour's minutes counted
+beside them (files over --threshold among them), back-fills the hours that passed with
+nothing, notices logs that were renamed, replaced or truncated, and only then saves the
+state (state.json). Lines that cannot be read are listed in the cache's rejects.tsv.
 
 examples:
   pipeline buckets update /var/log/px --cache /srv/px-stats --tz America/Montreal
@@ -73,6 +74,9 @@ def add_buckets(sub: Any) -> None:
                          formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     u.add_argument("logs", help="the folder of sender logs (or one log)")
     _common(u)
+    u.add_argument("--threshold", type=float, default=15.0,
+                   help="count each minute's files over this latency, seconds (default 15, "
+                   "MetPX's); a graph asking for another counts from the records")  # fmt: skip
     u.set_defaults(handler=update)
 
 
@@ -86,7 +90,7 @@ def update(args: argparse.Namespace) -> int:
         return 2
     t0 = time.perf_counter()
     try:
-        done = run_update(logs, Path(args.cache), args.tz)
+        done = run_update(logs, Path(args.cache), args.tz, threshold=args.threshold)
     except CacheError as exc:
         print(f"pipeline buckets update: {exc}", file=sys.stderr)
         return 1
@@ -117,7 +121,7 @@ def window(hours: float, end: str | None) -> tuple[int, int]:
 
 def graph(args: argparse.Namespace) -> int:
     from stages.buckets.graph import draw, figures, write_csv  # noqa: PLC0415
-    from stages.buckets.update import records_of  # noqa: PLC0415
+    from stages.buckets.view import minutes_of  # noqa: PLC0415
 
     t0 = time.perf_counter()
     try:
@@ -128,9 +132,9 @@ def graph(args: argparse.Namespace) -> int:
     panels, missing = [], []
     for client in args.clients:
         logs = Path(args.logs) if args.logs else None
-        records, gaps, name = records_of(Path(args.cache), client, start, end, logs, args.tz)
-        missing += [f"{client} {h:%Y-%m-%d %H}:00" for h in gaps]
-        panels.append(figures(client, records, start, end, args.threshold, name))
+        view = minutes_of(Path(args.cache), client, start, end, logs, args.tz, args.threshold)
+        missing += [f"{client} {h:%Y-%m-%d %H}:00" for h in view.missing]
+        panels.append(figures(client, view.tables, start, end, view.name))
     out = Path(args.out)
     draw(panels, out, start, end, args.threshold)
     csv = write_csv(panels, out.with_suffix(".csv"))

@@ -7,8 +7,8 @@ window's figures beside them: the largest latency (when, which file), the mean a
 smallest, the files counted, how many took longer than the threshold and what share, and
 the total bytes and errors. The same figures per minute go to a CSV file.
 
-The window's figures come from the records, not from the minutes: the mean is over the
-files, not an average of minute means.
+The figures come from minute tables (``stages.buckets.view``), merged exactly: the
+window's mean is over the files, not an average of minute means.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import Columns
-from stages.buckets.stats import Spec, bucket_stats
+from stages.buckets.stats import merge_tables
 
 SPEC_FIELDS = ("latency", "bytes", "error")
 CSV_COLUMNS = ("client", "minute", "files", "latency_mean", "latency_max", "latency_over",
@@ -41,31 +41,20 @@ class Panel:
 
 def figures(
     client: str,
-    records: Columns,
+    tables: list[Columns],
     start: int,
     end: int,
-    threshold: float,
     name: Callable[[int, float], bytes | None] | None = None,
 ) -> Panel:
-    """A client's minutes of ``[start, end)`` (epoch seconds) and the window's figures.
-    ``name``: the name of the record of a time and latency, when the records have none."""
-    spec = Spec((), "time", SPEC_FIELDS, {"latency": threshold}, None, "ms")
-    minutes = bucket_stats(records, spec, start, end, 60, ranks=False)
-    whole = bucket_stats(records, spec, start, end, end - start, ranks=False)
+    """A client's minutes of ``[start, end)`` (epoch seconds, whole minutes) and the
+    window's figures, from its minute tables (``stages.buckets.cache.minute_table``).
+    ``name``: the name of the record of a time and latency, for the largest latency."""
+    minutes = merge_tables(tables, SPEC_FIELDS, start, end, 60)
+    whole = merge_tables([minutes], SPEC_FIELDS, start, end, end - start)
     w = {n: whole[n][0].item() if hasattr(whole[n][0], "item") else whole[n][0]
          for n in whole.names}  # fmt: skip
-    # the largest latency's record: the earliest, on a tie
-    t = records["time"]
-    inside = np.flatnonzero((t >= start * 1000) & (t < end * 1000))
-    latency = records["latency"][inside]
-    if len(inside) and not np.all(np.isnan(latency)):
-        top = inside[latency == np.nanmax(latency)]
-        k = int(top[np.argmin(t[top])])
-        w["latency_max_time"] = int(t[k])
-        if "name" in records:
-            w["latency_max_label"] = records["name"][k]
-        elif name is not None:
-            w["latency_max_label"] = name(int(t[k]), float(records["latency"][k]))
+    if w["latency_count"] and name is not None:  # the largest latency's record
+        w["latency_max_label"] = name(w["latency_max_time"], w["latency_max"])
     return Panel(client, minutes, w)
 
 

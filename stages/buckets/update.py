@@ -8,13 +8,13 @@ that passed with no record (back-fill), and only then saves the state: an update
 fails part-way is done again by the next one, and nothing is counted twice.
 
 ``tail`` gives the records a log has past the last update, without storing them: what a
-graph of the last hour needs.
+graph of the last hour needs (``stages.buckets.view``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import Columns
-from stages.buckets.cache import Hours, Source, State, concat, empty
+from stages.buckets.cache import THRESHOLD, Hours, Source, State, concat
 from stages.buckets.logs import discover
 from stages.buckets.metpx import MetpxParser
 from stages.outfiles import tsv
@@ -86,11 +86,18 @@ def _read(log: Path, src: Source, tz: str, offset: int, lines: int,
     return records, offset, lines
 
 
-def update(logs: Path, cache: Path, tz: str, now: dt.datetime | None = None) -> Updated:
-    """Bring the cache under ``cache`` up to date with the logs under ``logs``."""
+def update(
+    logs: Path,
+    cache: Path,
+    tz: str,
+    now: dt.datetime | None = None,
+    threshold: float = THRESHOLD,
+) -> Updated:
+    """Bring the cache under ``cache`` up to date with the logs under ``logs``; the hours
+    written count their minutes' latencies over ``threshold``."""
     now = now or dt.datetime.now(dt.UTC)
     through = now.replace(minute=0, second=0, microsecond=0)  # hours before it are over
-    state, hours = State.load(cache), Hours(cache)
+    state, hours = State.load(cache), Hours(cache, threshold)
     done = Updated()
     for log, src in logs_under(logs):
         offset, lines, why = state.start_of(log)
@@ -128,45 +135,3 @@ def tail(logs: Path, cache: Path, tz: str, client: str, direction: str = "tx") -
         records, _, _ = _read(log, src, tz, offset, lines, Updated())
         parts.append(records)
     return concat(parts)
-
-
-#: what a graph reads of each cached hour (the names only for the one record it shows)
-GRAPH_COLUMNS = ("time", "latency", "bytes", "error")
-
-
-def records_of(
-    cache: Path, client: str, start: int, end: int, logs: Path | None, tz: str
-) -> tuple[Columns, list[dt.datetime], Callable[[int, float], bytes | None]]:
-    """A client's tx records of ``[start, end)`` (epoch seconds), without their names: its
-    cached hours on every machine and, with ``logs``, what its logs hold past the last
-    update; the hours neither covers; and a function giving the name of the record of a
-    time and latency."""
-    hours = Hours(cache)
-    first = dt.datetime.fromtimestamp(start // 3600 * 3600, dt.UTC)
-    last = dt.datetime.fromtimestamp(end, dt.UTC)
-    mine = [s for s in hours.sources() if s.client == client and s.direction == "tx"]
-    parts, gaps = [], None
-    for src in mine:
-        got, missing = hours.window(src, first, last, GRAPH_COLUMNS)
-        parts.append(got)
-        gaps = set(missing) if gaps is None else gaps & set(missing)
-    fresh = tail(logs, cache, tz, client) if logs is not None else empty()
-    if len(fresh):
-        parts.append(Columns({n: fresh[n] for n in GRAPH_COLUMNS}))
-        newest = dt.datetime.fromtimestamp(int(fresh["time"].min()) // 3_600_000 * 3600, dt.UTC)
-        gaps = {h for h in (gaps or set()) if h < newest}
-    records = concat(parts)
-    t = records["time"]
-    records = records.select(np.flatnonzero((t >= start * 1000) & (t < end * 1000)))
-
-    def name(time_ms: int, latency: float) -> bytes | None:
-        hour = dt.datetime.fromtimestamp(time_ms // 3_600_000 * 3600, dt.UTC)
-        candidates = [fresh] + [hours.load(s, hour, ("time", "latency", "name")) for s in mine]
-        for c in candidates:
-            if c is not None and len(c):
-                hit = np.flatnonzero((c["time"] == time_ms) & (c["latency"] == latency))
-                if len(hit):
-                    return bytes(c["name"][hit[0]])
-        return None
-
-    return records, sorted(gaps or []), name

@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 
 from pipeline import Columns
-from stages.buckets.stats import STATS, Spec, bucket_stats
+from stages.buckets.stats import (
+    STATS,
+    Spec,
+    bucket_stats,
+    bucket_table,
+    merge_tables,
+    table_columns,
+)
 
 SPEC = Spec(("client", "machine"), "time", ("latency", "bytes"), {"latency": 15.0}, "name", "ms")
 
@@ -177,3 +184,133 @@ def test_without_ranks_the_counted_figures_are_the_same() -> None:
             a, b = full[f"{f}_{stat}"], quick[f"{f}_{stat}"]
             assert np.allclose(a, b, rtol=1e-12, equal_nan=True), (f, stat)
         assert np.isnan(quick[f"{f}_median"]).all()
+
+
+# Minute tables merged: what a graph reads instead of the records.
+FIELDS = ("latency", "bytes", "error")
+ONE = Spec((), "time", FIELDS, {"latency": 15.0}, None, "ms")
+H0 = 1_795_910_400  # 2026-11-29 00:00 UTC
+
+
+def machine(seed: int, rx: bool = False) -> Columns:
+    """Three hours of one log's records, time-sorted as an hour file keeps them: ties of
+    value and of time (and both), NaN latencies (all of them on rx), a quiet stretch of
+    empty minutes, and bursts of over a hundred errors a minute (an int8 column)."""
+    rng = np.random.default_rng(seed)
+    n = 6000
+    t = H0 * 1000 + rng.integers(0, 3 * 3_600_000, n)
+    t[:200] = (H0 + 7 * 60) * 1000 + rng.integers(0, 60_000, 200)  # a burst in minute 7
+    t[1::7] = t[::7][: len(t[1::7])]  # the same ms twice
+    quiet = (t >= (H0 + 4800) * 1000) & (t < (H0 + 5700) * 1000)  # minutes 80-95: empty
+    t = np.sort(t[~quiet])
+    k = len(t)
+    latency = np.round(rng.exponential(8.0, k), 1)  # rounded: values tie often
+    latency[rng.random(k) < 0.05] = np.nan
+    latency[rng.random(k) < 0.05] = 15.0  # at the threshold: not over it
+    if rx:
+        latency[:] = np.nan
+    error = (rng.random(k) < 0.02).astype(np.int8)
+    error[(t // 60_000) % 60 == 7] = 1  # every record of minute 7 of each hour
+    nbytes = rng.integers(0, 5000, k).astype(np.int64)
+    nbytes[::11] = 4999  # the largest, many times
+    return Columns(time=t, latency=latency, bytes=nbytes, error=error)
+
+
+def hour_tables(r: Columns) -> list[Columns]:
+    """The tables of each hour of ``r``, as the cache keeps them."""
+    return [bucket_table(r, ONE, h, h + 3600, 60) for h in range(H0, H0 + 3 * 3600, 3600)]
+
+
+def assert_same(got: Columns, want: Columns, times: Columns) -> None:
+    """``got`` (merged tables) as ``want`` (``bucket_stats(ranks=False)`` of the records), with
+    the min and max times of ``times`` (``bucket_stats`` with ranks, which sorts)."""
+    assert got.names == want.names
+    for n in want.names:
+        a, b = got[n], want[n]
+        if n.endswith(("_min_time", "_max_time")):
+            assert a.tolist() == times[n].tolist(), n
+        elif n.endswith("_label"):
+            assert a.tolist() == b.tolist() == [None] * len(b), n
+        elif n.endswith(("_total", "_mean", "_over_pct")):
+            # the same values added in another order (per minute, then minutes, machines):
+            # equal to the last few bits, not bit for bit
+            assert np.allclose(a, b, rtol=1e-12, atol=0, equal_nan=True), n
+        else:
+            assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True), n
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "width"),
+    [
+        (H0, H0 + 3 * 3600, 60),  # whole hours, per minute
+        (H0 + 17 * 60, H0 + 2 * 3600 + 43 * 60, 60),  # not aligned to hours
+        (H0 + 17 * 60, H0 + 2 * 3600 + 43 * 60, 300),  # the last bucket cut short
+        (H0 + 17 * 60, H0 + 2 * 3600 + 43 * 60, 2 * 3600 + 26 * 60),  # the window at once
+        (H0 - 3600, H0 + 4 * 3600, 3600),  # hours with no table at either end
+    ],
+)
+def test_merged_tables_give_the_counted_figures_of_the_records(
+    start: int, end: int, width: int
+) -> None:
+    machines = [machine(1), machine(2), machine(3, rx=True)]
+    # the third machine's last hour not cached yet: a table of its records past a minute
+    # that is not an hour's, out of time order, as the logs' tail gives them
+    cut = H0 + 2 * 3600 + 20 * 60
+    late = machines[2].select(machines[2]["time"] >= cut * 1000)
+    late = late.select(np.random.default_rng(5).permutation(len(late)))
+    tables = [*hour_tables(machines[0]), *hour_tables(machines[1])]
+    tables += hour_tables(machines[2].select(machines[2]["time"] < cut * 1000))[:3]
+    tables.append(bucket_table(late, ONE, cut, H0 + 3 * 3600, 60))
+    everything = Columns({n: np.concatenate([m[n] for m in machines]) for n in machines[0].names})
+
+    got = merge_tables(tables, FIELDS, start, end, width)
+    want = bucket_stats(everything, ONE, start, end, width, ranks=False)
+    times = bucket_stats(everything, ONE, start, end, width)
+    assert want["records"].sum() > 0
+    assert len(want) == 1 or (want["latency_count"] == 0).any()  # empty buckets too
+    assert_same(got, want, times)
+
+
+def test_a_window_from_merged_minutes_is_the_window_from_the_tables() -> None:
+    tables = hour_tables(machine(7)) + hour_tables(machine(8))
+    start, end = H0 + 600, H0 + 3 * 3600 - 1200
+    minutes = merge_tables(tables, FIELDS, start, end, 60)
+    once = merge_tables(tables, FIELDS, start, end, end - start)
+    twice = merge_tables([minutes], FIELDS, start, end, end - start)
+    for n in once.names:
+        assert once[n].tolist() == twice[n].tolist() or np.allclose(
+            once[n].astype(float), twice[n].astype(float), rtol=1e-12, equal_nan=True
+        ), n
+    assert np.isnan(once["latency_p95"]).all()  # no ranks from tables
+
+
+def test_a_table_counts_what_the_records_hold_in_order_or_not() -> None:
+    r = machine(4)
+    table = bucket_table(r, ONE, H0, H0 + 3600, 60)
+    assert list(table.names) == table_columns(FIELDS)
+    assert all(table[n].dtype == np.float64 for n in table.names)
+    want = bucket_stats(r, ONE, H0, H0 + 3600, 60)
+    assert table["error_total"][7] == want["error_total"][7] > 127  # no int8 wrap-around
+    shuffled = r.select(np.random.default_rng(0).permutation(len(r)))
+    again = bucket_table(shuffled, ONE, H0, H0 + 3600, 60)
+    for n in table.names:
+        expected = want[n].astype(np.float64)
+        if n.endswith("_total"):  # added pairwise per minute: equal to the last bits
+            assert np.allclose(table[n], expected, rtol=1e-12, atol=0), n
+            assert np.allclose(again[n], expected, rtol=1e-12, atol=0), n
+        else:  # min and max times too: the earliest on a tie, sorted or not
+            assert np.array_equal(table[n], expected, equal_nan=True), n
+            assert np.array_equal(again[n], expected, equal_nan=True), n
+    empty = bucket_table(r.select(np.zeros(len(r), bool)), ONE, H0, H0 + 3600, 60)
+    assert empty["records"].sum() == 0 and np.isnan(empty["latency_max"]).all()
+    assert (empty["latency_max_time"] == -1).all()
+
+
+def test_a_table_is_of_one_source_and_a_window_needs_an_end() -> None:
+    with pytest.raises(ValueError, match="no keys"):
+        bucket_table(records(10, 1), SPEC, 0, 60, 60)
+    with pytest.raises(ValueError, match="start < end"):
+        merge_tables([], FIELDS, 60, 60, 60)
+    nothing = merge_tables([], FIELDS, 0, 180, 60)
+    assert nothing["latency_count"].tolist() == [0, 0, 0]
+    assert np.isnan(nothing["latency_mean"]).all()
