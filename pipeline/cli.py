@@ -94,7 +94,9 @@ def _add_topology_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of every command. Given the ``argv`` it is to parse, it leaves out what
+    only another command needs and costs imports: the KINDs of ``pipeline gen``."""
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
         prog="pipeline", description=MAIN_HELP, epilog=MAIN_EPILOG, formatter_class=fmt
@@ -148,22 +150,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_topology_args(check)
 
+    # The parsers come from light modules; each handler imports what its command runs
+    # (zmq, aiohttp, aiomqtt, ...), so that --help and the other commands start without them.
     from pipeline.cli_control import add_parsers as add_control  # noqa: PLC0415
+    from pipeline.cli_mqtt import add_parser as add_mqtt  # noqa: PLC0415
+    from pipeline.cli_web import add_parser as add_web  # noqa: PLC0415
     from pipeline.gen import add_parser as add_gen  # noqa: PLC0415
 
     add_control(sub)
-    # web monitor (pipeline.web) and MQTT bridge (pipeline.mqtt) register here
-    from pipeline.web import add_parser as add_web  # noqa: PLC0415
-
     add_web(sub)
-    from pipeline.mqtt import add_parser as add_mqtt  # noqa: PLC0415
-
     add_mqtt(sub)
-    add_gen(sub)
+    add_gen(sub, kinds=argv is None or _command(argv) == "gen")
     # commands of the shipped stages (``pipeline.commands`` entry points: add_parser(sub))
     for ep in sorted(entry_points(group="pipeline.commands"), key=lambda e: e.name):
         ep.load()(sub)
     return parser
+
+
+def _command(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names: its first word that is not an option (``pipeline`` itself
+    takes none but --help).
+
+    >>> _command(["--help"]), _command(["gen", "wrstat", "out"])
+    (None, 'gen')
+    """
+    return next((word for word in argv if not word.startswith("-")), None)
 
 
 def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -204,7 +215,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         if args.command == "run":

@@ -1,4 +1,8 @@
-"""``pipeline ps|status|scale|pause|resume|stop|kill``: operate a running frame."""
+"""``pipeline ps|status|scale|pause|resume|stop|kill``: operate a running frame.
+
+Building these parsers imports neither zmq nor rich: a handler imports the client
+(``pipeline.remote``) and the formatting (``pipeline.progress``) it needs when it runs.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,12 @@ import argparse
 import json
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipeline import registry
 from pipeline.errors import ControlCode, ControlError, ExitCode
-from pipeline.progress import amount, clock
-from pipeline.remote import RemoteFrame
+
+if TYPE_CHECKING:
+    from pipeline.remote import RemoteFrame
 
 FRAME_HELP = (
     "the frame: its name, pid or run directory (default: the only frame running on this "
@@ -117,6 +121,8 @@ def add_parsers(sub: Any) -> None:
 
 
 def _connect(args: argparse.Namespace) -> RemoteFrame:
+    from pipeline.remote import RemoteFrame  # noqa: PLC0415 - zmq, only for a command that asks
+
     return RemoteFrame.find(args.frame, timeout=args.timeout)
 
 
@@ -127,6 +133,9 @@ def _refused(exc: ControlError, command: str) -> int:
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
+    from pipeline import registry  # noqa: PLC0415
+    from pipeline.progress import clock  # noqa: PLC0415
+
     frames = registry.running()
     if args.json:
         print(json.dumps(frames, indent=2))
@@ -145,6 +154,8 @@ def cmd_ps(args: argparse.Namespace) -> int:
 
 def format_status(st: dict[str, Any]) -> list[str]:
     """A plain-text table of a status (``pipeline status``)."""
+    from pipeline.progress import amount, clock  # noqa: PLC0415
+
     lines = [
         f"frame {st['frame']} (pid {st['pid']}): {st['state']}, up {clock(st['uptime'])}, "
         f"run {st['run_id']}"

@@ -12,14 +12,18 @@ from importlib.metadata import entry_points
 from typing import Any
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: Any, *, kinds: bool = True) -> None:
+    """Add ``gen`` to ``sub``; with ``kinds=False``, without its KINDs, whose modules import
+    numpy and more: enough for every other command and for ``pipeline --help``."""
     gen = sub.add_parser(
         "gen",
         help="write sample input data",
         description="Write realistic sample input data for a topology.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    kinds = gen.add_subparsers(dest="kind", metavar="KIND")
-    kinds.required = True
+    generators = gen.add_subparsers(dest="kind", metavar="KIND")
+    generators.required = True
+    if not kinds:
+        return
     for ep in sorted(entry_points(group="pipeline.generators"), key=lambda e: e.name):
-        ep.load()(kinds)
+        ep.load()(generators)

@@ -11,11 +11,12 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stages.diff import snapfile
-from stages.diff.aggregate import Snapshot
 from stages.wrstat.stores import default_file, is_url
+
+if TYPE_CHECKING:
+    from stages.diff.aggregate import Snapshot
 
 EPILOG = """\
 OLD and NEW are two wrstat stats files of one volume (stats.gz, as wrstat writes them), two
@@ -142,6 +143,7 @@ def _is_snapshot(path: Path) -> bool:
 def _show(path: str) -> int:
     import json  # noqa: PLC0415
 
+    from stages.diff import snapfile  # noqa: PLC0415
     from stages.diff.report import ReportError, import_report, to_json  # noqa: PLC0415
 
     try:
@@ -155,6 +157,7 @@ def _show(path: str) -> int:
 
 def _aggregate(load: Callable[[], tuple[Snapshot, Snapshot]], args: argparse.Namespace) -> int:
     """The aggregate diff of two snapshots ``load`` gives."""
+    from stages.diff import snapfile  # noqa: PLC0415
     from stages.diff.report import Manager, ReportError, save_snapshot  # noqa: PLC0415
     from stages.diff.writer import write_aggregate  # noqa: PLC0415
     from stages.wrstat.history import HistoryError  # noqa: PLC0415
@@ -182,7 +185,7 @@ def _aggregate(load: Callable[[], tuple[Snapshot, Snapshot]], args: argparse.Nam
 
 def _kept(old: str, new: str, args: argparse.Namespace) -> int:
     """The aggregate diff of two snapshots kept in the history."""
-    from stages.diff.aggregate import groups_table, users_table  # noqa: PLC0415
+    from stages.diff.aggregate import Snapshot, groups_table, users_table  # noqa: PLC0415
     from stages.diff.report import ReportError  # noqa: PLC0415
     from stages.wrstat.stores import describe, open_store  # noqa: PLC0415
 

@@ -20,9 +20,16 @@ pytestmark = pytest.mark.integration
 
 
 def wait_running(env: dict[str, str]) -> None:
+    """Until the frame answers and every stage runs the replicas it should: the commands
+    start fast enough to ask before the replicas are up."""
     deadline = time.monotonic() + 30
-    while cli("status", env=env).returncode != 0:
-        assert time.monotonic() < deadline, "the frame never answered"
+    while True:
+        status = cli("status", "--json", env=env)
+        if status.returncode == 0:
+            stages = json.loads(status.stdout)["stages"].values()
+            if all(s["alive"] == s["desired"] for s in stages):
+                return
+        assert time.monotonic() < deadline, "the frame never ran all its replicas"
         time.sleep(0.2)
 
 

@@ -23,8 +23,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from pipeline.cli_web import parse_bind
 from pipeline.errors import ControlCode, ControlError, ExitCode, UsageError
-from pipeline.web import parse_bind
 from tests.conftest import start_cli
 from tests.pipeline.test_control import GRAPH
 from tests.running import Running
