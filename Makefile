@@ -27,10 +27,18 @@ $(STAMP): pyproject.toml
 # history and its forecasts), and who owns it (names, PIs, quotas) in two files beside it.
 SAMPLE := sample-data/wrstat
 
+# The run ends by shipping its reports to an ingress service: a local one here, started
+# for the run (what it stores stays in sample-data/ingress-store), stopped after it.
 run: $(STAMP)
 	$(VENV)/bin/pipeline gen wrstat $(SAMPLE) --history 4
+	@rm -f sample-data/ingress.out; \
+	$(VENV)/bin/pipeline ingress-server --store sample-data/ingress-store \
+	  >sample-data/ingress.out 2>sample-data/ingress.log & server=$$!; \
+	for i in $$(seq 50); do grep -q listening sample-data/ingress.out 2>/dev/null && break; \
+	  sleep 0.2; done; cat sample-data/ingress.out; \
 	$(VENV)/bin/pipeline run topology.yaml -e WRSTAT_SNAPSHOTS=all \
-	  -e IDENTITIES=$(SAMPLE)/identities.tsv -e QUOTA_FILE=$(SAMPLE)/quotas.csv
+	  -e IDENTITIES=$(SAMPLE)/identities.tsv -e QUOTA_FILE=$(SAMPLE)/quotas.csv; \
+	status=$$?; kill $$server; wait $$server; exit $$status
 
 check: $(STAMP)
 	$(VENV)/bin/ruff check pipeline stages bench tests

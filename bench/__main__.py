@@ -10,6 +10,7 @@ BENCHMARKS = {
     "history": ("bench.history", "usage history to SQLite and MariaDB vs row-by-row INSERTs"),
     "buckets": ("bench.buckets", "a day of MetPX logs through the buckets, and a graph from cache"),
     "diff": ("bench.diff", "file-level diff of two 10M-line files vs a dict-based diff"),
+    "ingress": ("bench.ingress", "tarballs packaged and shipped, concurrent vs one at a time"),
     "scaling": ("bench.scaling", "wrstat reports while usage is scaled 1 -> 2 -> 1, vs unscaled"),
 }
 

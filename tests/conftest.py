@@ -22,6 +22,10 @@ from pipeline.yamlfile import load
 
 REPO = Path(__file__).resolve().parent.parent
 
+# The default topology ends by shipping its reports to an ingress service; a test ships
+# only when it says where to (tests/stages/ingress start their own ingress server).
+os.environ.setdefault("INGRESS_URL", "off")
+
 # multiprocessing's own helpers live as long as the test session; they are not leftovers
 _HELPERS = ("multiprocessing.forkserver", "multiprocessing.resource_tracker")
 

@@ -1,0 +1,1 @@
+"""Result tarballs: gathered, packed, shipped to an ingress service, and that service."""
