@@ -61,6 +61,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--cert", default="", help="client certificate (PEM) for --auth cert")
     p.add_argument("--key", default="", help="its private key (PEM)")
     p.add_argument("--ca", default="", help="CA file to check the server against")
+    p.add_argument("--content-type", default="application/vnd.pipeline.payload+tgz",
+                   help="the payload's content type (default: %(default)s)")  # fmt: skip
     p.add_argument("--header", action="append", default=[], metavar="NAME:VALUE",
                    help="an extra request header (repeatable)")  # fmt: skip
     p.add_argument("--concurrency", type=int, default=4, help="uploads at once (default 4)")
@@ -101,7 +103,7 @@ def ship(args: argparse.Namespace) -> int:
             outbox, args.url, [m for m in args.collectors.split(",") if m],
             {"mode": args.auth, "user": args.user, "cert": args.cert, "key": args.key,
              "ca": args.ca},
-            headers, timeout=args.timeout,
+            headers, content_type=args.content_type, timeout=args.timeout,
             retry={"attempts": args.attempts, "deadline": args.deadline},
             concurrency=args.concurrency, max_data_size=args.max_data_size,
             collection_type="manual",
