@@ -153,11 +153,13 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     # The parsers come from light modules; each handler imports what its command runs
     # (zmq, aiohttp, aiomqtt, ...), so that --help and the other commands start without them.
     from pipeline.cli_control import add_parsers as add_control  # noqa: PLC0415
+    from pipeline.cli_keys import add_parser as add_keys  # noqa: PLC0415
     from pipeline.cli_mqtt import add_parser as add_mqtt  # noqa: PLC0415
     from pipeline.cli_web import add_parser as add_web  # noqa: PLC0415
     from pipeline.gen import add_parser as add_gen  # noqa: PLC0415
 
     add_control(sub)
+    add_keys(sub)
     add_web(sub)
     add_mqtt(sub)
     add_gen(sub, kinds=argv is None or _command(argv) == "gen")

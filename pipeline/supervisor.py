@@ -178,6 +178,8 @@ class Supervisor:
             endpoint_for(topo.transport, topo.host, where, "api"),
             endpoint_for(topo.transport, topo.host, where, "status"),
             curve_dir=self.rundir.path if tcp else None,
+            keys=topo.keys,
+            max_message=topo.max_message,
         )
         record = self.rundir.announce(
             {
@@ -522,6 +524,7 @@ class Supervisor:
                 ),
                 control=self.sockets.control_endpoint,
                 stats=self.sockets.stats_endpoint,
+                curve=str(self.sockets.curve.folder) if self.sockets.curve else None,
                 run_dir=str(self.rundir.path),
                 title=f"pipeline: {self.topology.name} {spec.name}[{label}]",
                 log_level=self.log_level,

@@ -7,7 +7,9 @@ process starts and reports every problem at once, each with file, line and stage
 A topology file::
 
     name: wordcount                 # optional; default: the file's stem
-    transport: ipc                  # ipc (default) or tcp
+    transport: ipc                  # ipc (default) or tcp (every socket CURVE-secured)
+    keys: /etc/pipeline/keys        # tcp: the frame's keys (pipeline keys); default: per run
+    max_message: 1073741824         # the largest message a socket takes from a peer (bytes)
     host: 127.0.0.1                 # address tcp endpoints bind to
     run_dir: .pipeline/wordcount    # summary, dead letters, sockets; default .pipeline/<name>
     drain_timeout: 30               # seconds to drain after SIGINT/SIGTERM
@@ -60,6 +62,8 @@ TOP_KEYS = {
     "name",
     "transport",
     "host",
+    "keys",
+    "max_message",
     "run_dir",
     "drain_timeout",
     "stats_interval",
@@ -140,6 +144,10 @@ class Topology:
     drain_timeout: float = 30.0
     stats_interval: float = 0.5
     file: str | None = None
+    #: the frame's CURVE keys for tcp (``pipeline keys``); None: made afresh for each run
+    keys: Path | None = None
+    #: the largest message (bytes) a socket of the frame takes from a peer
+    max_message: int = 1 << 30
 
     def stage(self, name: str) -> StageSpec:
         for s in self.stages:
@@ -523,6 +531,17 @@ def build_topology(
     if not isinstance(run_dir, str | os.PathLike) or not str(run_dir):
         c.add(f"run_dir must be a directory path, got {run_dir!r}", ("run_dir",))
         run_dir = os.path.join(".pipeline", name)
+    keys = data.get("keys")
+    if keys is not None and (not isinstance(keys, str | os.PathLike) or not str(keys)):
+        c.add(f"keys must be a folder made by pipeline keys, got {keys!r}", ("keys",))
+        keys = None
+    if keys is not None and transport != "tcp":
+        c.add("keys are for transport: tcp (ipc sockets are owner-only files)", ("keys",))
+    max_message = data.get("max_message", 1 << 30)
+    if isinstance(max_message, bool) or not isinstance(max_message, int) or max_message < 1024:
+        c.add(f"max_message must be a whole number of bytes, at least 1024, got {max_message!r}",
+              ("max_message",))  # fmt: skip
+        max_message = 1 << 30
     timing = {}
     for key, default in (("drain_timeout", 30.0), ("stats_interval", 0.5)):
         value = data.get(key, default)
@@ -551,6 +570,8 @@ def build_topology(
         drain_timeout=timing["drain_timeout"],
         stats_interval=timing["stats_interval"],
         file=origin,
+        keys=Path(keys) if keys else None,
+        max_message=max_message,
     )
 
 

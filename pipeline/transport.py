@@ -40,12 +40,15 @@ import zmq
 import zmq.asyncio
 
 from pipeline.codec import Buffer, pack, unpack
-from pipeline.security import CurveServer, secure_client
+from pipeline.security import CurveServer, Keys, secure_client
 
 #: ipc paths must fit in sockaddr_un (108 bytes on Linux)
 _IPC_MAX = 100
 #: how long closing sockets may take to flush the last messages (ms)
 _LINGER_MS = 2000
+#: the largest message a bound socket takes (a peer sending more is disconnected): a bad
+#: or hostile peer cannot make a process buffer more than this for one message
+MAX_MESSAGE = 1 << 30
 #: buffers at least this large are sent without copying
 _ZERO_COPY_MIN = 1 << 16
 
@@ -87,16 +90,30 @@ def _last_endpoint(sock: zmq.Socket[Any]) -> str:
 class WorkerSockets:
     """The sockets of one worker process, on its asyncio event loop."""
 
-    def __init__(self, worker_id: str, inbox_bind: str, control: str, stats: str) -> None:
+    def __init__(
+        self,
+        worker_id: str,
+        inbox_bind: str,
+        control: str,
+        stats: str,
+        curve: str | None = None,
+        max_message: int = MAX_MESSAGE,
+    ) -> None:
         self.actx = zmq.asyncio.Context()
         # Send-only sockets are plain (synchronous) sockets on the same context: a send never
         # blocks (no high-water mark, credit bounds the data) and needs no event loop.
         self.sctx: zmq.Context[zmq.Socket[Any]] = zmq.Context.shadow(self.actx.underlying)
+        #: the frame's CURVE keys (tcp): the inbox serves with them, the rest connect with them
+        self.keys = Keys(curve) if curve else None
+        self.auth = self.keys.authenticator(self.sctx) if self.keys else None
         # The inbox is read without per-message futures: the event loop watches its file
         # descriptor, and the replicas drain it directly between batches (``drain_inbox``).
         self.inbox = self.sctx.socket(zmq.PULL)
         self.inbox.setsockopt(zmq.RCVHWM, 0)
         self.inbox.setsockopt(zmq.LINGER, 0)
+        self.inbox.setsockopt(zmq.MAXMSGSIZE, max_message)
+        if self.keys:
+            self.keys.secure_server(self.inbox)
         self.inbox.bind(inbox_bind)
         self.endpoint = _last_endpoint(self.inbox)
         self._inbox_fd = int(self.inbox.getsockopt(zmq.FD))
@@ -106,10 +123,14 @@ class WorkerSockets:
         self.control.setsockopt(zmq.ROUTING_ID, worker_id.encode())
         self.control.setsockopt(zmq.LINGER, _LINGER_MS)
         self.control.setsockopt(zmq.SNDHWM, 0)
-        self.control.connect(control)
+        self.control.setsockopt(zmq.MAXMSGSIZE, max_message)
         self.stats = self.sctx.socket(zmq.PUSH)
         self.stats.setsockopt(zmq.SNDHWM, 100)
         self.stats.setsockopt(zmq.LINGER, _LINGER_MS)
+        if self.keys:
+            self.keys.secure_client(self.control)
+            self.keys.secure_client(self.stats)
+        self.control.connect(control)
         self.stats.connect(stats)
         self.peers: dict[str, zmq.Socket[Any]] = {}
 
@@ -136,6 +157,8 @@ class WorkerSockets:
             sock = self.sctx.socket(zmq.PUSH)
             sock.setsockopt(zmq.SNDHWM, 0)
             sock.setsockopt(zmq.LINGER, _LINGER_MS)
+            if self.keys:
+                self.keys.secure_client(sock)
             sock.connect(endpoint)
             self.peers[endpoint] = sock
         last = len(frames) - 1
@@ -173,6 +196,8 @@ class WorkerSockets:
         self.peers.clear()
         self.stats.close()
         self.control.close()
+        if self.auth is not None:
+            self.auth.stop()
         self.actx.term()
 
 
@@ -187,10 +212,13 @@ class SupervisorSockets:
         api_bind: str,
         pub_bind: str,
         curve_dir: Path | None = None,
+        keys: Path | None = None,
+        max_message: int = MAX_MESSAGE,
     ) -> None:
         self.ctx = zmq.Context()
-        #: CURVE for the api and status endpoints (required on tcp; ``pipeline.security``)
-        self.curve = CurveServer(self.ctx, curve_dir) if curve_dir is not None else None
+        #: CURVE on every socket (required on tcp; ``pipeline.security``): the topology's
+        #: ``keys``, else keys made for the run under ``curve_dir``
+        self.curve = CurveServer(self.ctx, curve_dir, keys) if curve_dir is not None else None
         self.api = self.ctx.socket(zmq.ROUTER)
         self.api.setsockopt(zmq.LINGER, 0)
         self.api.setsockopt(zmq.ROUTER_MANDATORY, 0)  # a client that left is not an error
@@ -207,10 +235,15 @@ class SupervisorSockets:
         self.control = self.ctx.socket(zmq.ROUTER)
         self.control.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.control.setsockopt(zmq.LINGER, 0)
-        self.control.bind(control_bind)
-        self.control_endpoint = _last_endpoint(self.control)
         self.stats = self.ctx.socket(zmq.PULL)
         self.stats.setsockopt(zmq.LINGER, 0)
+        for sock in (self.control, self.stats, self.api):
+            sock.setsockopt(zmq.MAXMSGSIZE, max_message)
+        if self.curve is not None:
+            self.curve.secure(self.control)
+            self.curve.secure(self.stats)
+        self.control.bind(control_bind)
+        self.control_endpoint = _last_endpoint(self.control)
         self.stats.bind(stats_bind)
         self.stats_endpoint = _last_endpoint(self.stats)
         self.poller = zmq.Poller()

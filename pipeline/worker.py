@@ -49,6 +49,8 @@ class WorkerSpec:
     stats_interval: float = 0.5
     run_id: str = ""
     supervisor_pid: int = 0
+    #: the frame's CURVE keys folder (tcp), else None
+    curve: str | None = None
 
 
 SUPERVISOR_GONE = 70
@@ -159,7 +161,8 @@ class Worker:
     # -- life ---------------------------------------------------------------------------
     async def main(self) -> int:
         spec = self.spec
-        self.sockets = WorkerSockets(spec.worker_id, spec.inbox, spec.control, spec.stats)
+        self.sockets = WorkerSockets(spec.worker_id, spec.inbox, spec.control, spec.stats,
+                                     spec.curve, spec.topology.max_message)  # fmt: skip
         self.sockets.watch_inbox(self._dispatch)
         services = [
             asyncio.create_task(self._control_loop(), name="control"),

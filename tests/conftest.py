@@ -22,6 +22,9 @@ from pipeline.yamlfile import load
 
 REPO = Path(__file__).resolve().parent.parent
 
+#: fixtures of simulated hosts (network namespaces) for the tests that span hosts
+pytest_plugins = ["tests.hosts"]
+
 # The default topology ends by shipping its reports to an ingress service; a test ships
 # only when it says where to (tests/stages/ingress start their own ingress server).
 os.environ.setdefault("INGRESS_URL", "off")
