@@ -39,8 +39,10 @@ def run(path: Path, reports: Path, replicas: int, every: float | None) -> tuple[
     ``every``: scale usage 1 <-> 2 that often while it runs (None: leave it alone)."""
     reports.parent.mkdir(parents=True, exist_ok=True)
     registry = reports.parent / "registry"
+    # the reports, not their shipping (bench ingress times that): no ingress to wait for
     env = {**os.environ, "WRSTAT_DIR": str(path), "REPORT_DIR": str(reports),
-           "USAGE_REPLICAS": str(replicas), "PIPELINE_REGISTRY": str(registry)}  # fmt: skip
+           "USAGE_REPLICAS": str(replicas), "PIPELINE_REGISTRY": str(registry),
+           "INGRESS_URL": "off"}  # fmt: skip
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "run", str(REPO / "topology.yaml"), "--progress",
