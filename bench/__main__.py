@@ -11,6 +11,7 @@ BENCHMARKS = {
     "buckets": ("bench.buckets", "a day of MetPX logs through the buckets, and a graph from cache"),
     "diff": ("bench.diff", "file-level diff of two 10M-line files vs a dict-based diff"),
     "ingress": ("bench.ingress", "tarballs packaged and shipped, concurrent vs one at a time"),
+    "scaleout": ("bench.scaleout", "wrstat stages over tcp with CURVE against ipc"),
     "scaling": ("bench.scaling", "wrstat reports while usage is scaled 1 -> 2 -> 1, vs unscaled"),
 }
 

@@ -117,7 +117,7 @@ class PeakMemory:
 
 
 def pipeline_run(
-    path: Path, reports: Path, replicas: int, memory: bool
+    path: Path, reports: Path, replicas: int, memory: bool, topology: Path | None = None
 ) -> tuple[float, PeakMemory | None, str]:
     """``pipeline run`` on ``path``: (seconds, its memory samples if ``memory``, its last
     output line). Sampling memory costs CPU, so the timed run does not sample."""
@@ -126,7 +126,7 @@ def pipeline_run(
            "USAGE_REPLICAS": str(replicas), "INGRESS_URL": "off"}  # fmt: skip
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "run", str(REPO / "topology.yaml")],
+        [sys.executable, "-m", "pipeline", "run", str(topology or REPO / "topology.yaml")],
         cwd=reports.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     sampler = PeakMemory(proc.pid) if memory else None
