@@ -95,7 +95,11 @@ def test_the_schedulers_sigterm_makes_the_run_drain_and_end(tmp_path: Path) -> N
     job = subprocess.Popen(["bash", str(script), str(topology)], cwd=tmp_path,
                            env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True, start_new_session=True)  # fmt: skip
-    time.sleep(3)  # running: a few items held
+    running = tmp_path / ".pipeline" / "slowjob" / "frame.json"
+    deadline = time.monotonic() + 60
+    while not running.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.5)  # running: a few items held
     job.send_signal(signal.SIGTERM)  # as Slurm signals the batch shell
     _, err = job.communicate(timeout=60)
     summary = json.loads((tmp_path / ".pipeline" / "slowjob" / "summary.json").read_text())
