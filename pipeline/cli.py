@@ -156,10 +156,12 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     from pipeline.cli_keys import add_parser as add_keys  # noqa: PLC0415
     from pipeline.cli_mqtt import add_parser as add_mqtt  # noqa: PLC0415
     from pipeline.cli_web import add_parser as add_web  # noqa: PLC0415
+    from pipeline.cli_worker import add_parser as add_worker  # noqa: PLC0415
     from pipeline.gen import add_parser as add_gen  # noqa: PLC0415
 
     add_control(sub)
     add_keys(sub)
+    add_worker(sub)
     add_web(sub)
     add_mqtt(sub)
     add_gen(sub, kinds=argv is None or _command(argv) == "gen")

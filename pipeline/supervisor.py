@@ -22,6 +22,7 @@ from typing import Any
 from pipeline import control, deadletter, launcher, membership, registry
 from pipeline.contract import Role
 from pipeline.errors import ExitCode
+from pipeline.hosts import AGENT_PREFIX, Hosts, RemoteWorker
 from pipeline.launcher import WorkerProcess
 from pipeline.progress import LiveView
 from pipeline.report import RunReport
@@ -116,7 +117,9 @@ class Supervisor:
         #: sources hold back while paused
         self.paused = False
         self.replicas: dict[int, ReplicaState] = {}
-        self.workers: dict[str, WorkerProcess] = {}
+        self.workers: dict[str, WorkerProcess | RemoteWorker] = {}
+        #: since when a stage placed on each host has waited for that host to join
+        self._awaiting: dict[str, float] = {}
         self.worker_rids: dict[str, list[int]] = {}
         self.errors: list[str] = []
         self.suspects: dict[tuple[int, str], list[int]] = {}
@@ -143,6 +146,7 @@ class Supervisor:
         try:
             with self.signals:
                 self.sockets = self._bind()
+                self.hosts = Hosts(self.sockets.send)
                 if self.signals.fd is not None:  # a signal wakes the poll at once
                     self.sockets.watch_fd(self.signals.fd)
                 try:
@@ -161,7 +165,9 @@ class Supervisor:
         for wid, w in self.workers.items():
             if w.alive():
                 self.sockets.send(wid, {"t": "exit"})
-        launcher.stop_all(list(self.workers.values()), grace=2.0)
+        local = [w for w in self.workers.values() if isinstance(w, WorkerProcess)]
+        launcher.stop_all(local, grace=2.0)
+        self._stop_remote(grace=3.0)
         self._reap_all()
         for _, msg in self.sockets.receive_stats():
             self._on_stats(msg)
@@ -172,11 +178,15 @@ class Supervisor:
         topo = self.topology
         where = self.rundir.sockets
         tcp = topo.transport == "tcp"
+        here = topo.address(None)
+        control = endpoint_for(topo.transport, here, where, "control")
+        if tcp and topo.port:  # where the other hosts' pipeline worker joins
+            control = f"tcp://{here}:{topo.port}"
         sockets = SupervisorSockets(
-            endpoint_for(topo.transport, topo.host, where, "control"),
-            endpoint_for(topo.transport, topo.host, where, "stats"),
-            endpoint_for(topo.transport, topo.host, where, "api"),
-            endpoint_for(topo.transport, topo.host, where, "status"),
+            control,
+            endpoint_for(topo.transport, here, where, "stats"),
+            endpoint_for(topo.transport, here, where, "api"),
+            endpoint_for(topo.transport, here, where, "status"),
             curve_dir=self.rundir.path if tcp else None,
             keys=topo.keys,
             max_message=topo.max_message,
@@ -205,6 +215,9 @@ class Supervisor:
         controls, stats, ready = self.sockets.poll(100)
         for worker, msg in controls:
             self._on_control(worker, msg)
+        for host in self.hosts.check():
+            log.error("host %s is lost: no word from its pipeline worker for some seconds; "
+                      "its replicas are taken for dead", host)  # fmt: skip
         for _, msg in stats:
             self._on_stats(msg)
         if ready:
@@ -302,6 +315,9 @@ class Supervisor:
 
     # ------------------------------------------------------------------ messages
     def _on_control(self, worker: str, msg: dict[str, Any]) -> None:
+        if worker.startswith(AGENT_PREFIX):
+            self.hosts.on_message(worker, msg)
+            return
         r = self.replicas.get(msg.get("rid", -1))
         if r is None or r.state not in ("starting", "running"):
             return  # late news of a replica already given up for lost
@@ -378,7 +394,7 @@ class Supervisor:
             for rid in self.worker_rids.get(wid, []):
                 r = self.replicas[rid]
                 if r.state in ("starting", "running"):
-                    how = (
+                    how = getattr(w, "cause", None) or (
                         f"exit code {code}"
                         if code is not None and code >= 0
                         else (f"signal {signal.Signals(-code).name}" if code else "unknown cause")
@@ -490,8 +506,30 @@ class Supervisor:
                 self._dirty = True
                 log.debug("stage '%s' ended", name)
 
+    def _placed(self, st: StageState, indexes: list[int]) -> list[int]:
+        """The ``indexes`` whose host is here or has joined; the others wait (and the run
+        fails, saying what to start, if a host does not join in time)."""
+        now, ready = time.monotonic(), []
+        for index in indexes:
+            host = self.topology.host_of(st.spec.name, 0 if st.spec.kind == "async" else index)
+            if host is None or self.hosts.joined(host):
+                self._awaiting.pop(host or "", None)
+                ready.append(index)
+                continue
+            since = self._awaiting.setdefault(host, now)
+            st.restart_at[index] = now + 0.5
+            limit = self.topology.join_timeout
+            if now - since > limit:
+                where = self.topology.file or "TOPOLOGY"
+                self.fail(f"host {host} did not join within {limit:.0f}s: start 'pipeline "
+                          f"worker {where} --host {host}' there, with the frame's keys, or "
+                          "place its stages elsewhere")  # fmt: skip
+                return []
+        return ready
+
     def _start(self, st: StageState, indexes: list[int]) -> None:
         spec = st.spec
+        indexes = self._placed(st, indexes)
         pairs = []
         for index in indexes:
             rid = self._next_rid
@@ -520,7 +558,7 @@ class Supervisor:
                 stage=spec.name,
                 replicas=tuple(group),
                 inbox=endpoint_for(
-                    self.topology.transport, self.topology.host, self.rundir.sockets, wid
+                    self.topology.transport, self.topology.address(None), self.rundir.sockets, wid
                 ),
                 control=self.sockets.control_endpoint,
                 stats=self.sockets.stats_endpoint,
@@ -535,15 +573,36 @@ class Supervisor:
             for index, rid in group:
                 self.replicas[rid] = ReplicaState(rid, spec.name, index, wid)
             self.worker_rids[wid] = [rid for _, rid in group]
-            proc = launcher.start(worker, max(st.desired, max(i for i, _ in group) + 1))
+            indexes_max = max(st.desired, max(i for i, _ in group) + 1)
+            host = self.topology.host_of(spec.name, group[0][0])
+            proc: WorkerProcess | RemoteWorker
+            if host is None:
+                proc = launcher.start(worker, indexes_max)
+            else:
+                proc = self.hosts.spawn(host, worker, indexes_max, self.topology.file or "")
             self.workers[wid] = proc
             self.sockets.watch_fd(proc.sentinel)
             if spec.kind == "async":
                 st.host = wid
 
+    def _stop_remote(self, grace: float) -> None:
+        """The workers on other hosts end as told (or are killed by their agents after
+        ``grace``); then every agent is let go."""
+        remote = [w for w in self.workers.values() if isinstance(w, RemoteWorker)]
+        deadline = time.monotonic() + grace
+        while any(w.alive() for w in remote) and time.monotonic() < deadline:
+            for sender, msg in self.sockets.receive_control(timeout_ms=100):
+                if sender.startswith(AGENT_PREFIX):
+                    self.hosts.on_message(sender, msg)
+            self.hosts.check()
+        for w in remote:
+            w.signal(signal.SIGKILL)
+            w.close()
+        self.hosts.bye()
+
     def _reap_all(self) -> None:
         for w in self.workers.values():
-            if w.process.exitcode is None:
+            if isinstance(w, WorkerProcess) and w.process.exitcode is None:
                 w.process.join(0.1)
 
     # ------------------------------------------------------------------ the end

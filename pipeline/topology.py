@@ -10,6 +10,10 @@ A topology file::
     transport: ipc                  # ipc (default) or tcp (every socket CURVE-secured)
     keys: /etc/pipeline/keys        # tcp: the frame's keys (pipeline keys); default: per run
     max_message: 1073741824         # the largest message a socket takes from a peer (bytes)
+    hosts: {a: 10.0.0.1, b: 10.0.0.2}  # several hosts (tcp): name -> address
+    coordinator: a                  # where pipeline run runs (default: the first host)
+    port: 7700                      # its control port; pipeline worker --host b joins there
+    join_timeout: 60                # seconds each host has to join
     host: 127.0.0.1                 # address tcp endpoints bind to
     run_dir: .pipeline/wordcount    # summary, dead letters, sockets; default .pipeline/<name>
     drain_timeout: 30               # seconds to drain after SIGINT/SIGTERM
@@ -22,6 +26,7 @@ A topology file::
       - name: words
         run: stages.text:split_words
         replicas: 2
+        hosts: [b]                  # on host b (pipeline worker --host b); default: here
         next: count
       - name: count
         run: stages.text:CountWords
@@ -64,6 +69,10 @@ TOP_KEYS = {
     "host",
     "keys",
     "max_message",
+    "hosts",
+    "coordinator",
+    "port",
+    "join_timeout",
     "run_dir",
     "drain_timeout",
     "stats_interval",
@@ -84,6 +93,7 @@ STAGE_KEYS = {
     "batch",
     "backpressure",
     "scalable",
+    "hosts",
 }
 DEFAULT_KEYS = {"kind", "on_error", "max_restarts", "batch", "backpressure"}
 BATCH_KEYS = {"size", "bytes", "linger"}
@@ -131,6 +141,9 @@ class StageSpec:
     flow: FlowSpec = field(default_factory=FlowSpec)
     #: its replica count may change while it runs (``pipeline scale``)
     scalable: bool = True
+    #: the hosts its replicas run on, in turn (replica i on hosts[i % n]); (): the
+    #: coordinator's
+    hosts: tuple[str, ...] = ()
     line: int | None = field(default=None, compare=False)
 
 
@@ -148,6 +161,25 @@ class Topology:
     keys: Path | None = None
     #: the largest message (bytes) a socket of the frame takes from a peer
     max_message: int = 1 << 30
+    #: host name -> the address its processes bind and are reached at (several hosts)
+    hosts: Mapping[str, str] = field(default_factory=dict)
+    #: the host ``pipeline run`` runs on (default: the first of ``hosts``)
+    coordinator: str | None = None
+    #: the coordinator's control port, where ``pipeline worker`` joins (0: any free one)
+    port: int = 0
+    #: seconds a host has to join before the run fails saying what to start there
+    join_timeout: float = 60.0
+
+    def host_of(self, stage: str, index: int) -> str | None:
+        """The host replica ``index`` of ``stage`` runs on; None: the coordinator's."""
+        hosts = self.stage(stage).hosts
+        host = hosts[index % len(hosts)] if hosts else None
+        return None if host == self.coordinator else host
+
+    def address(self, host: str | None) -> str:
+        """Where a host's processes bind (None: the coordinator)."""
+        name = host or self.coordinator
+        return self.hosts[name] if name is not None and name in self.hosts else self.host
 
     def stage(self, name: str) -> StageSpec:
         for s in self.stages:
@@ -317,6 +349,7 @@ def _stage(
         "batch": BatchSpec(**s.sub("batch", BATCH_KEYS)),
         "flow": FlowSpec(**s.sub("backpressure", FLOW_KEYS)),
         "scalable": s.flag("scalable", True),
+        "hosts": s.hosts(),
     }
     if isinstance(s.raw.get("run"), str):
         spec["run"] = s.raw["run"]
@@ -332,6 +365,16 @@ def _stage(
 
 class _StageCheck:
     """The checks of one stage's keys, each reporting with the key's line."""
+
+    def hosts(self) -> tuple[str, ...]:
+        raw = self.raw.get("hosts", ())
+        if isinstance(raw, str):
+            raw = [raw]
+        if not isinstance(raw, list | tuple) or not all(isinstance(h, str) for h in raw):
+            self.c.add(f"hosts must be a list of host names, got {raw!r}",
+                       (*self.path, "hosts"), self.name)  # fmt: skip
+            return ()
+        return tuple(raw)
 
     def __init__(self, c: _Checker, raw: Mapping[str, Any], path: tuple[str | int, ...], name: str):
         self.c = c
@@ -424,6 +467,47 @@ class _StageCheck:
                 "event loop; make it 'async def' or use kind: process",
                 "kind",
             )
+
+
+def _placement(
+    c: _Checker, data: Mapping[str, Any], transport: str
+) -> tuple[dict[str, str], str | None, int]:
+    """The ``hosts`` map, the coordinator and its control port."""
+    raw = data.get("hosts") or {}
+    if not isinstance(raw, Mapping) or not all(
+        isinstance(k, str) and _NAME.match(k) and isinstance(v, str) and v for k, v in raw.items()
+    ):
+        c.add(f"hosts must map host names to addresses, got {raw!r}", ("hosts",))
+        raw = {}
+    hosts = dict(raw)
+    if hosts and transport != "tcp":
+        c.add("several hosts need transport: tcp", ("hosts",))
+    coordinator = data.get("coordinator", next(iter(hosts), None))
+    if coordinator is not None and coordinator not in hosts:
+        c.add(f"coordinator {coordinator!r} is not one of the hosts ({', '.join(hosts) or 'none'})",
+              ("coordinator",))  # fmt: skip
+        coordinator = None
+    port = data.get("port", 0)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        c.add(f"port must be a tcp port number, got {port!r}", ("port",))
+        port = 0
+    return hosts, coordinator, port
+
+
+def _check_hosts(c: _Checker, specs: list[dict[str, Any]], hosts: Mapping[str, str],
+                 coordinator: str | None, port: int) -> None:  # fmt: skip
+    """Every stage's hosts are known; stages elsewhere need the coordinator's port."""
+    elsewhere = False
+    for i, s in enumerate(specs):
+        for h in s.get("hosts", ()):
+            if h not in hosts:
+                c.add(f"host {h!r} is not in the topology's hosts ({', '.join(hosts) or 'none'})",
+                      ("stages", i, "hosts"), s["name"])  # fmt: skip
+            elif h != coordinator:
+                elsewhere = True
+    if elsewhere and not port:
+        c.add("stages placed on other hosts need the coordinator's 'port', where their "
+              "pipeline worker joins", ("port",))  # fmt: skip
 
 
 def _check_graph(c: _Checker, specs: list[dict[str, Any]], raw_stages: list[Any]) -> None:
@@ -542,8 +626,10 @@ def build_topology(
         c.add(f"max_message must be a whole number of bytes, at least 1024, got {max_message!r}",
               ("max_message",))  # fmt: skip
         max_message = 1 << 30
+    hosts, coordinator, port = _placement(c, data, transport)
     timing = {}
-    for key, default in (("drain_timeout", 30.0), ("stats_interval", 0.5)):
+    for key, default in (("drain_timeout", 30.0), ("stats_interval", 0.5),
+                         ("join_timeout", 60.0)):  # fmt: skip
         value = data.get(key, default)
         timing[key] = float(value) if c.positive(value, key, (key,), None, number=True) else default
     defaults = data.get("defaults", {}) or {}
@@ -559,6 +645,7 @@ def build_topology(
     specs = [s for i, r in enumerate(raw_stages) if (s := _stage(c, r, i, defaults, check_imports))]
     if len(specs) == len(raw_stages):
         _check_graph(c, specs, raw_stages)
+        _check_hosts(c, specs, hosts, coordinator, port)
     if c.problems:
         raise TopologyError(c.problems)
     return Topology(
@@ -572,6 +659,10 @@ def build_topology(
         file=origin,
         keys=Path(keys) if keys else None,
         max_message=max_message,
+        hosts=hosts,
+        coordinator=coordinator,
+        port=port,
+        join_timeout=timing["join_timeout"],
     )
 
 

@@ -1,0 +1,150 @@
+"""``pipeline worker``: one host's agent, starting the workers the frame places there.
+
+It loads the same topology as the coordinator, connects to the coordinator's control port
+(``tcp://<coordinator's address>:<port>``, CURVE with the frame's ``keys``) as
+``agent:<host>``, and until the coordinator says ``bye``: says it is there once a second,
+starts the workers it is asked for (each binds its inbox on this host's address and talks
+to the coordinator directly, as a local worker does), passes signals on, and reports each
+worker that ends with its exit code. If the coordinator goes silent for ``LOST_AFTER``
+seconds after it was heard, or is not heard within ``join_timeout`` at the start, the
+agent stops its workers and exits 1: a worker never outlives its frame. SIGINT or SIGTERM
+stop it the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from pipeline import launcher
+from pipeline.codec import pack, unpack
+from pipeline.errors import ExitCode, UsageError
+from pipeline.hosts import AGENT_PREFIX, LOST_AFTER, PING_EVERY
+from pipeline.launcher import WorkerProcess
+from pipeline.security import Keys
+from pipeline.supervisor import worker_preload
+from pipeline.topology import Topology
+from pipeline.transport import endpoint_for
+from pipeline.worker import WorkerSpec
+
+log = logging.getLogger("pipeline.agent")
+
+
+def _say(sock: zmq.Socket[Any], msg: dict[str, Any]) -> None:
+    """Send without waiting: before the coordinator is connected (or once it is gone) a
+    DEALER would block; the agent keeps its own time and says it again."""
+    with contextlib.suppress(zmq.Again):
+        sock.send(pack(msg), zmq.NOBLOCK)
+
+
+def coordinator_endpoint(topo: Topology) -> str:
+    return f"tcp://{topo.address(topo.coordinator)}:{topo.port}"
+
+
+class HostAgent:
+    """The agent of ``host`` in the frame of ``topo`` (see the module docstring)."""
+
+    def __init__(self, topo: Topology, host: str, join_timeout: float = 120.0) -> None:
+        if host not in topo.hosts:
+            known = ", ".join(topo.hosts) or "none"
+            msg = f"host {host!r} is not in the topology's hosts ({known})"
+            raise UsageError(msg)
+        if host == topo.coordinator:
+            msg = f"{host} is the coordinator: run pipeline run there, not pipeline worker"
+            raise UsageError(msg)
+        if topo.keys is None or not topo.port:
+            msg = ("a frame on several hosts needs 'keys' (the same pipeline keys folder on "
+                   "every host) and the coordinator's 'port'")  # fmt: skip
+            raise UsageError(msg)
+        self.topo, self.host, self.join_timeout = topo, host, join_timeout
+        self.keys = Keys(topo.keys)
+        self.endpoint = coordinator_endpoint(topo)
+        self.workers: dict[str, WorkerProcess] = {}
+        self.stopping = False
+
+    def run(self) -> int:
+        launcher.preload(worker_preload(self.topo))
+        Path(self.topo.run_dir).mkdir(parents=True, exist_ok=True)
+        ctx = zmq.Context()
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.ROUTING_ID, (AGENT_PREFIX + self.host).encode())
+        sock.setsockopt(zmq.LINGER, 1000)
+        self.keys.secure_client(sock)
+        sock.connect(self.endpoint)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._stop)
+        log.info("host %s: joining the frame at %s", self.host, self.endpoint)
+        started, heard, said = time.monotonic(), None, 0.0
+        code = ExitCode.OK
+        try:
+            while not self.stopping:
+                now = time.monotonic()
+                if now - said >= PING_EVERY:
+                    _say(sock, {"t": "agent", "host": self.host, "pid": os.getpid(),
+                                "alive": list(self.workers)})  # fmt: skip
+                    said = now
+                if sock.poll(200):
+                    msg = unpack(sock.recv())
+                    heard = time.monotonic()
+                    if msg.get("t") == "bye":
+                        break
+                    self._on(msg, sock)
+                self._reap(sock)
+                if heard is None and now - started > self.join_timeout:
+                    log.error("host %s: the coordinator at %s did not answer within %.0fs "
+                              "(is pipeline run started there, with the same keys?)",
+                              self.host, self.endpoint, self.join_timeout)  # fmt: skip
+                    code = ExitCode.FAILED
+                    break
+                if heard is not None and now - heard > 2 * LOST_AFTER:
+                    log.error("host %s: no word from the coordinator at %s for %.0fs; "
+                              "stopping this host's workers", self.host, self.endpoint,
+                              2 * LOST_AFTER)  # fmt: skip
+                    code = ExitCode.FAILED
+                    break
+        finally:
+            launcher.stop_all(list(self.workers.values()), grace=5.0)
+            self._reap(sock)
+            sock.close()
+            ctx.term()
+        return int(code)
+
+    def _stop(self, signum: int, frame: Any) -> None:
+        self.stopping = True
+
+    def _on(self, msg: dict[str, Any], sock: zmq.Socket[Any]) -> None:
+        t = msg.get("t")
+        if t == "spawn":
+            spec = WorkerSpec(
+                worker_id=msg["wid"], topology=self.topo, stage=msg["stage"],
+                replicas=tuple((int(i), int(r)) for i, r in msg["replicas"]),
+                inbox=endpoint_for("tcp", self.topo.address(self.host), Path("."), msg["wid"]),
+                control=self.endpoint, stats=msg["stats"], curve=str(self.keys.folder),
+                run_dir=str(self.topo.run_dir), title=f"{msg['title']} on {self.host}",
+                log_level=int(msg["log_level"]), stats_interval=float(msg["stats_interval"]),
+                run_id=msg["run_id"], supervisor_pid=os.getpid(),
+            )  # fmt: skip
+            w = launcher.start(spec, int(msg["indexes"]))
+            self.workers[spec.worker_id] = w
+            label = ",".join(str(i) for i, _ in spec.replicas)
+            log.info("host %s: started %s[%s] (pid %s)", self.host, spec.stage, label, w.pid)
+            _say(sock, {"t": "started", "wid": spec.worker_id, "pid": w.pid})
+        elif t == "signal":
+            target = self.workers.get(str(msg.get("wid")))
+            if target is not None:
+                target.signal(int(msg["sig"]))
+
+    def _reap(self, sock: zmq.Socket[Any]) -> None:
+        """Tell the coordinator of each worker that ended."""
+        for wid, w in list(self.workers.items()):
+            if not w.alive():
+                w.process.join(0)
+                _say(sock, {"t": "exited", "wid": wid, "code": w.exitcode()})
+                del self.workers[wid]
