@@ -1,37 +1,78 @@
-"""``python -m bench scaleout``: the wrstat stages with every socket on tcp and CURVE,
-against unix sockets (ipc), in the same run.
+"""``python -m bench scaleout``: the wrstat stages over tcp with CURVE, on one host and
+across three simulated hosts, against unix sockets (ipc) on one host, in the same run.
 
-The default topology on one generated stats file (``--lines``, as ``bench wrstat``), run
-with ``transport: ipc`` and with ``transport: tcp`` and the frame's keys made by
-``pipeline keys`` (every data, control and stats socket encrypted and authenticated),
-taking turns, ``--runs`` times each; the median counts. The reports of the two must be the
-same, byte for byte.
+The default topology on one generated stats file (``--lines``, as ``bench wrstat``), three
+ways, taking turns, ``--runs`` times each (the median counts):
+
+* ``transport: ipc``, every process on this host;
+* ``transport: tcp`` with the frame's keys made by ``pipeline keys`` (every data, control
+  and stats socket encrypted and authenticated), every process on this host;
+* the same across three network namespaces joined by a bridge (needs root): the reader
+  and the report on host ``a``, the usage replicas on ``b`` and ``c``
+  (``pipeline worker --host``), so every chunk crosses a veth link, encrypted.
+
+The reports of all three must be the same, byte for byte. (The namespaces share this
+machine's two cores: what it shows is the cost of the network path and of CURVE, not the
+gain of more machines.)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from bench.wrstat import REPO, pipeline_run, sample_file
+from tests.hosts import Network
+
+WAYS = ("ipc", "tcp", "hosts")
 
 
-def variant(folder: Path, transport: str) -> Path:
-    """The default topology with ``transport`` (and, for tcp, keys of its own)."""
+def variant(folder: Path, way: str, network: Network) -> Path:
+    """The default topology run ``way`` (keys of its own for tcp)."""
     text = (REPO / "topology.yaml").read_text()
-    head = f"transport: {transport}\n"
-    if transport == "tcp":
-        keys = folder / "keys"
+    head = f"transport: {'ipc' if way == 'ipc' else 'tcp'}\nrun_dir: {folder / way}-run\n"
+    if way != "ipc":
+        keys = folder / f"keys-{way}"
         subprocess.run([sys.executable, "-m", "pipeline", "keys", str(keys)], check=True,
                        capture_output=True, cwd=REPO)  # fmt: skip
         head += f"keys: {keys}\n"
-    path = folder / f"wrstat-{transport}.yaml"
+    if way == "hosts":
+        hosts = ", ".join(f"{n}: {h.addr}" for n, h in network.hosts.items())
+        head += f"hosts: {{{hosts}}}\nport: 7700\n"
+        text = text.replace("    replicas: ${USAGE_REPLICAS:-2}\n",
+                            "    replicas: ${USAGE_REPLICAS:-2}\n    hosts: [b, c]\n")  # fmt: skip
+    path = folder / f"wrstat-{way}.yaml"
     path.write_text(text.replace("name: wrstat\n", f"name: wrstat\n{head}", 1))
     return path
+
+
+def across_hosts(network: Network, topology: Path, data: Path, reports: Path,
+                 replicas: int) -> float:  # fmt: skip
+    """One run with the usage replicas on hosts b and c: seconds from start to exit."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "WRSTAT_DIR": str(data),
+           "REPORT_DIR": str(reports), "USAGE_REPLICAS": str(replicas),
+           "INGRESS_URL": "off"}  # fmt: skip
+    agents = [network[h].start(sys.executable, "-m", "pipeline", "worker", str(topology),
+                               "--host", h, env=env) for h in ("b", "c")]  # fmt: skip
+    time.sleep(1.0)  # the agents are up and waiting for the coordinator
+    t0 = time.perf_counter()
+    done = subprocess.run(
+        network["a"].command(sys.executable, "-m", "pipeline", "run", str(topology),
+                             "--progress", "off"),
+        cwd=reports.parent, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    seconds = time.perf_counter() - t0
+    for agent in agents:
+        agent.wait(60)
+    if done.returncode != 0:
+        raise SystemExit(f"the run across hosts failed ({done.returncode}):\n{done.stderr}")
+    return seconds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,27 +88,44 @@ def main(argv: list[str] | None = None) -> int:
     path = sample_file(args.lines)
     lines = sum(1 for _ in subprocess.run(["zcat", str(path)], capture_output=True,
                                           check=True).stdout.splitlines())  # fmt: skip
-    times: dict[str, list[float]] = {"ipc": [], "tcp": []}
-    with tempfile.TemporaryDirectory(prefix="bench-scaleout-") as tmp:
-        work = Path(tmp)
-        topologies = {t: variant(work, t) for t in times}
-        pipeline_run(path, work / "warm", args.replicas, False, topologies["ipc"])  # compiled once
-        for run in range(args.runs):
-            for t in ("ipc", "tcp") if run % 2 == 0 else ("tcp", "ipc"):
-                reports = work / f"{t}-{run}" / "reports"
-                reports.parent.mkdir()
-                seconds, _, _ = pipeline_run(path, reports, args.replicas, False, topologies[t])
-                times[t].append(seconds)
-        same = all(
-            (work / f"ipc-0/reports/{p.name}").read_bytes() == p.read_bytes()
-            for p in (work / "tcp-0" / "reports").glob("*.tsv")
-        )
-    ipc, tcp = statistics.median(times["ipc"]), statistics.median(times["tcp"])
+    times: dict[str, list[float]] = {w: [] for w in WAYS}
+    network = Network(("a", "b", "c"))
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-scaleout-") as tmp:
+            work = Path(tmp)
+            topologies = {w: variant(work, w, network) for w in WAYS}
+            pipeline_run(path, work / "warm", args.replicas, False, topologies["ipc"])  # compiled
+            for run in range(args.runs):
+                for way in WAYS if run % 2 == 0 else tuple(reversed(WAYS)):
+                    reports = work / f"{way}-{run}" / "reports"
+                    reports.parent.mkdir()
+                    if way == "hosts":
+                        seconds = across_hosts(network, topologies[way], path, reports,
+                                               args.replicas)  # fmt: skip
+                    else:
+                        seconds, _, _ = pipeline_run(path, reports, args.replicas, False,
+                                                     topologies[way])  # fmt: skip
+                    times[way].append(seconds)
+            names = [p.name for p in (work / "ipc-0" / "reports").glob("*.tsv")]
+            same = bool(names) and all(
+                (work / f"{way}-0/reports/{n}").read_bytes()
+                == (work / "ipc-0/reports" / n).read_bytes()
+                for way in WAYS[1:]
+                for n in names
+            )
+    finally:
+        network.close()
+    median = {w: statistics.median(times[w]) for w in WAYS}
     print(f"input: {path} ({lines:,} lines); {args.replicas} usage replicas; median of "
           f"{args.runs}")  # fmt: skip
-    print(f"ipc (unix sockets)        {ipc:6.2f} s  {lines / ipc / 1e6:5.2f} M lines/s")
-    print(f"tcp with CURVE, one host  {tcp:6.2f} s  {lines / tcp / 1e6:5.2f} M lines/s")
-    print(f"tcp+CURVE keeps {ipc / tcp:.0%} of the ipc throughput; reports the same: {same}")
+    labels = {"ipc": "ipc, one host", "tcp": "tcp with CURVE, one host",
+              "hosts": "tcp with CURVE, usage on 2 other hosts"}  # fmt: skip
+    for way in WAYS:
+        s = median[way]
+        print(f"{labels[way]:<40} {s:6.2f} s  {lines / s / 1e6:5.2f} M lines/s")
+    for way in WAYS[1:]:
+        print(f"{labels[way]}: {median['ipc'] / median[way]:.0%} of the ipc throughput")
+    print(f"reports the same all three ways: {same}")
     return 0 if same else 1
 
 

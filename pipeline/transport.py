@@ -148,7 +148,13 @@ class WorkerSockets:
         assert dispatch is not None
         # asking first is much cheaper than the exception of an empty non-blocking receive
         while int(sock.get(zmq.EVENTS)) & zmq.POLLIN:
-            dispatch(sock.recv_multipart(zmq.NOBLOCK, copy=False))
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                # readable a moment ago, not now: over tcp a message whose sender went away
+                # part-way is dropped (its sender still holds it, unacknowledged)
+                break
+            dispatch(frames)
 
     def send(self, endpoint: str, frames: Sequence[Buffer]) -> None:
         """Send to the worker whose inbox is ``endpoint`` (connecting on first use)."""
