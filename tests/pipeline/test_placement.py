@@ -57,6 +57,21 @@ def agents(network: Network, topology: Path, tmp_path: Path, *hosts: str,
                                 *args, log=tmp_path / f"{h}.log") for h in hosts}  # fmt: skip
 
 
+def coordinator(network: Network, topology: Path, tmp_path: Path,
+                *hosts: str) -> subprocess.Popen[str]:  # fmt: skip
+    """``pipeline run`` started on host a (its log in a.log), once ``hosts`` have joined."""
+    run = network["a"].start(PY, "-m", "pipeline", "run", str(topology), "--progress", "off",
+                             log=tmp_path / "a.log")  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not all(f"host {h} joined" in (tmp_path / "a.log").read_text() for h in hosts):
+        if time.monotonic() > deadline:
+            os.killpg(run.pid, 9)
+            run.wait()
+            pytest.fail((tmp_path / "a.log").read_text())
+        time.sleep(0.2)
+    return run
+
+
 def ended(procs: dict[str, subprocess.Popen[str]], timeout: float = 30) -> dict[str, int]:
     codes = {}
     for h, p in procs.items():
@@ -148,13 +163,8 @@ def test_a_host_cut_off_mid_run_is_reported_and_the_run_fails(
             hosts: [b, c]
         """))  # fmt: skip
     workers = agents(network, topology, tmp_path, "b", "c")
-    run = network["a"].start(PY, "-m", "pipeline", "run", str(topology), "--progress", "off",
-                             log=tmp_path / "a.log")  # fmt: skip
+    run = coordinator(network, topology, tmp_path, "b", "c")
     try:
-        deadline = time.monotonic() + 30
-        while "host c joined" not in (tmp_path / "a.log").read_text():
-            assert time.monotonic() < deadline, (tmp_path / "a.log").read_text()
-            time.sleep(0.2)
         time.sleep(2)
         t0 = time.monotonic()
         network.cut("c")
@@ -255,13 +265,8 @@ def test_a_stage_scales_onto_another_host_while_it_runs(network: Network, tmp_pa
             params: {{folder: "{out}"}}
         """))  # fmt: skip
     workers = agents(network, topology, tmp_path, "b", "c")
-    run = network["a"].start(PY, "-m", "pipeline", "run", str(topology), "--progress", "off",
-                             log=tmp_path / "a.log")  # fmt: skip
+    run = coordinator(network, topology, tmp_path, "b", "c")
     try:
-        deadline = time.monotonic() + 30
-        while "host c joined" not in (tmp_path / "a.log").read_text():
-            assert time.monotonic() < deadline, (tmp_path / "a.log").read_text()
-            time.sleep(0.2)
         scaled = subprocess.run(
             network["a"].command(PY, "-m", "pipeline", "scale", "hold", "2", "--wait",
                                  "--frame", str(tmp_path / "run")),
