@@ -12,11 +12,11 @@ STAMP := $(VENV)/.installed
 # Programs the tests drive for real, from Debian's packages when missing: a terminal
 # multiplexer for the monitor, a browser for the web monitor, an MQTT broker for the bridge,
 # a MariaDB server for the usage history, an OpenLDAP server for identities (and openssl
-# for its test certificates), shellcheck for the batch job scripts in deploy/, and ip
-# (iproute2) for the network namespaces that stand for several hosts.
+# for its test certificates), shellcheck and systemd-analyze for the job scripts and units
+# in deploy/, and ip (iproute2) for the network namespaces that stand for several hosts.
 SYSDEPS := tmux:tmux chromium:chromium chromedriver:chromium-driver mosquitto:mosquitto \
            mariadbd:mariadb-server mariadb-install-db:mariadb-server slapd:slapd \
-           openssl:openssl shellcheck:shellcheck ip:iproute2
+           openssl:openssl shellcheck:shellcheck ip:iproute2 systemd-analyze:systemd
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
