@@ -21,7 +21,7 @@ stores them compactly, per hour).
 What needs no sorting (counts, totals, min and max with their times, over) also adds up:
 ``bucket_table`` counts it per bucket into a small table, and ``merge_tables`` puts tables
 of several sources and hours together into the buckets of any window whose buckets hold
-theirs whole, with the figures ``bucket_stats(..., ranks=False)`` gives from the records.
+theirs whole, with the figures ``bucket_stats`` gives from the records (ranks aside).
 
 >>> import numpy as np
 >>> r = Columns(client=np.array(["a", "a", "a"], dtype=object), time=np.array([0, 30, 70]),
@@ -111,13 +111,10 @@ def bucket_stats(
     end: int,
     width: int,
     keys: list[tuple[Any, ...]] | None = None,
-    ranks: bool = True,
 ) -> Columns:
     """Every bucket of ``[start, end)`` (epoch seconds) ``width`` seconds wide, for every key
     of the records (or the given ``keys``, which may have no records), with the module's
-    statistics. ``ranks=False`` leaves out what needs each bucket's values sorted (the
-    median and percentiles, and the time and label of the min and max, left empty): the
-    rest is counted in one pass, for a graph that shows means and totals."""
+    statistics."""
     if width <= 0 or end <= start:
         raise ValueError(f"a window needs start < end and a width > 0, got {start}, {end}, {width}")
     nb = -(-(end - start) // width)
@@ -140,42 +137,8 @@ def bucket_stats(
     out["start"] = np.tile(start + width * np.arange(nb, dtype=np.int64), nk)
     out["records"] = np.bincount(group, minlength=ng).astype(np.int64)
     for f in spec.fields:
-        out.update((_field_stats if ranks else _field_sums)(r, spec, f, group, ng))
+        out.update(_field_stats(r, spec, f, group, ng))
     return Columns(out)
-
-
-def _field_sums(
-    r: Columns, spec: Spec, f: str, group: np.ndarray, ng: int
-) -> dict[str, np.ndarray]:
-    """``_field_stats`` without sorting: count, total, mean, min, max, over; no ranks."""
-    v = r[f].astype(np.float64) if len(r) else np.empty(0)
-    valid = ~np.isnan(v)
-    v, g = v[valid], group[valid]
-    n = np.bincount(g, minlength=ng).astype(np.int64)
-    total = np.bincount(g, weights=v, minlength=ng) if len(v) else np.zeros(ng)
-    has = n > 0
-    res: dict[str, np.ndarray] = {f"{f}_count": n, f"{f}_total": total}
-    for name, ufunc, fill in (("min", np.minimum, np.inf), ("max", np.maximum, -np.inf)):
-        col = np.full(ng, fill)
-        ufunc.at(col, g, v)
-        col[~has] = np.nan
-        res[f"{f}_{name}"] = col
-        res[f"{f}_{name}_time"] = np.full(ng, -1, np.int64)
-        res[f"{f}_{name}_label"] = np.full(ng, None, dtype=object)
-    mean = np.full(ng, np.nan)
-    mean[has] = total[has] / n[has]
-    res[f"{f}_mean"] = mean
-    for name in PERCENTILES:
-        res[f"{f}_{name}"] = np.full(ng, np.nan)
-    threshold = spec.thresholds.get(f)
-    over = np.zeros(ng, np.int64)
-    if threshold is not None and len(v):
-        over = np.bincount(g[v > threshold], minlength=ng).astype(np.int64)
-    res[f"{f}_over"] = over
-    pct = np.full(ng, np.nan)
-    pct[has] = 100.0 * over[has] / n[has]
-    res[f"{f}_over_pct"] = pct
-    return {k: res[k] for k in (f"{f}_{x}" for x in STATS)}
 
 
 def _earliest(
@@ -276,8 +239,8 @@ def merge_tables(
 ) -> Columns:
     """Every bucket of ``[start, end)`` (epoch seconds) ``width`` seconds wide, from bucket
     tables (``bucket_table``, or what this function or ``bucket_stats`` returned) of any
-    sources and times put together, with the columns ``bucket_stats(..., ranks=False)``
-    gives for a spec with no keys: counts, totals and over summed, min and max with the
+    sources and times put together, with the columns ``bucket_stats`` gives for a spec with
+    no keys: counts, totals and over summed, min and max with the
     earliest time on a tie, mean and over_pct from them; an empty bucket has count 0, total
     0, over 0 and NaN (time -1) for the rest.
 

@@ -40,7 +40,7 @@ def test_a_clients_minutes_are_its_tx_hours_on_every_machine(tmp_path: Path) -> 
     got = merge_tables(view.tables, FIELDS, start, end, 60)
     both = Columns({n: np.concatenate([px1[n], px2[n]]) for n in ("time", *FIELDS)})
     spec = Spec((), "time", FIELDS, {"latency": 15.0}, None, "ms")
-    want = bucket_stats(both, spec, start, end, 60, ranks=False)
+    want = bucket_stats(both, spec, start, end, 60)
     for n in ("records", "latency_count", "latency_over", "bytes_total", "error_total"):
         assert got[n].tolist() == want[n].tolist(), n
     assert np.allclose(got["latency_mean"], want["latency_mean"], rtol=1e-12, equal_nan=True)
