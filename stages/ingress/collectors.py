@@ -129,6 +129,5 @@ def rejects(**kwargs: Any) -> Path | None:
 def bucket_stats(**kwargs: Any) -> Path | None:
     folder = Path(kwargs["report_dir"])
     files = [(p.stem, p) for p in _written_in(folder, kwargs["since"], kwargs["until"])
-             if not DATED.match(p.name) and not p.stem.endswith("-rejects")
-             and not p.name.startswith("quota-unknown")]  # fmt: skip
+             if not DATED.match(p.name) and not p.stem.endswith("-rejects")]  # fmt: skip
     return _as_csv(files, Path(kwargs["full_path"]) / "bucket_stats.csv", "Report")

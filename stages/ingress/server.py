@@ -36,12 +36,9 @@ from typing import IO, Any
 from aiohttp import BasicAuth, MultipartReader, hdrs, web
 
 from stages.ingress.payload import Refused, bad, inspect_tarball
+from stages.ingress.protocol import API, CONTENT_TYPE, UPLOAD_PATH
 from stages.outfiles import fsync_dir, write_atomically
 
-API = "/api/ingress/v1"
-UPLOAD_PATH = f"{API}/upload"
-#: the payload type accepted unless --content-type says otherwise
-CONTENT_TYPE = "application/vnd.pipeline.payload+tgz"
 #: the largest upload by default: the Red Hat ingress's limit
 MAX_SIZE = 100 * 1024**2
 REALM = "pipeline ingress"

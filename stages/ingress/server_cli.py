@@ -11,11 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ExitCode, UsageError
+from stages.ingress.protocol import CONTENT_TYPE, DEFAULT_BIND, UPLOAD_PATH
 
-DEFAULT_BIND = "127.0.0.1:8470"
-#: kept in step with stages.ingress.server (not imported here: it brings aiohttp)
-CONTENT_TYPE = "application/vnd.pipeline.payload+tgz"
-UPLOAD_PATH = "/api/ingress/v1/upload"
 TOKEN_ENV, BASIC_ENV = "INGRESS_TOKEN", "INGRESS_BASIC"
 
 EPILOG = f"""\

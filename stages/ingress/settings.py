@@ -12,11 +12,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from stages.ingress.gather import MAX_DATA_SIZE, Gatherer
+from stages.ingress.protocol import CONTENT_TYPE, DEFAULT_URL
 from stages.ingress.registry import load
-from stages.ingress.shipper import CONTENT_TYPE, Auth, Retry, Shipper
+from stages.ingress.shipper import Auth, Retry, Shipper
 
-#: the local ingress server's upload URL (``pipeline ingress-server``'s default)
-DEFAULT_URL = "http://127.0.0.1:8470/api/ingress/v1/upload"
 #: the collectors a gathering uses unless told otherwise
 DEFAULT_COLLECTORS = ("stages.ingress.collectors",)
 

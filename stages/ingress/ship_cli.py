@@ -34,7 +34,7 @@ WAITING = 4
 
 
 def add_parser(sub: Any) -> None:
-    from stages.ingress.settings import DEFAULT_URL  # noqa: PLC0415 - plain constants
+    from stages.ingress.protocol import CONTENT_TYPE, DEFAULT_URL  # noqa: PLC0415
 
     p = sub.add_parser(
         "ship",
@@ -61,7 +61,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--cert", default="", help="client certificate (PEM) for --auth cert")
     p.add_argument("--key", default="", help="its private key (PEM)")
     p.add_argument("--ca", default="", help="CA file to check the server against")
-    p.add_argument("--content-type", default="application/vnd.pipeline.payload+tgz",
+    p.add_argument("--content-type", default=CONTENT_TYPE,
                    help="the payload's content type (default: %(default)s)")  # fmt: skip
     p.add_argument("--header", action="append", default=[], metavar="NAME:VALUE",
                    help="an extra request header (repeatable)")  # fmt: skip

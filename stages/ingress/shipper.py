@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stages.ingress.protocol import CONTENT_TYPE
+
 if TYPE_CHECKING:
     import aiohttp
 
-#: the payload type the shipper sends and the ingress server accepts by default
-CONTENT_TYPE = "application/vnd.pipeline.payload+tgz"
 #: statuses worth trying again: the server may answer otherwise later
 RETRY_STATUSES = frozenset({408, 429})
 

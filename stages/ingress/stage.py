@@ -1,6 +1,6 @@
 """The ``ship`` stage: at the end of a run, send its reports to an ingress service.
 
-It waits for the stages before it to finish (what they pass on is only counted), then
+It waits for the stages before it to finish (what they pass on is not shipped), then
 runs one gathering (``stages.ingress.gather``) over ``report_dir``: the registered
 collectors' data packaged into tarballs, queued in the outbox, and POSTed to ``url``.
 An ingress that cannot be reached does not fail the run: the retries stop at
@@ -18,7 +18,8 @@ from typing import Any
 from pipeline import Context
 from stages.ingress.outbox import Busy
 from stages.ingress.package import PackageError
-from stages.ingress.settings import DEFAULT_COLLECTORS, DEFAULT_URL, gatherer
+from stages.ingress.protocol import DEFAULT_URL
+from stages.ingress.settings import DEFAULT_COLLECTORS, gatherer
 
 
 class Ship:
@@ -61,10 +62,9 @@ class Ship:
             timeout=timeout, retry={"deadline": 15.0, **dict(retry or {})},
             concurrency=concurrency, **extra,
         )  # fmt: skip
-        self.items = 0
 
     def process(self, item: Any, ctx: Context) -> None:
-        self.items += len(item) if isinstance(item, list) else 1
+        """What the stages before it pass on is not shipped: their reports are."""
 
     async def finish(self, ctx: Context) -> None:
         if self.url in ("", "off") and not self.dry_run:
