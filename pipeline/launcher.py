@@ -49,6 +49,9 @@ class WorkerProcess:
     #: shared with the worker: the batch (sender, seq) each replica index is processing
     slots: Any
     started: float = field(default_factory=time.monotonic)
+    #: why it ended when its exit code cannot say (a worker on a lost host; see
+    #: ``pipeline.hosts.RemoteWorker``); never, for a process of this host
+    cause: str | None = None
 
     def in_flight(self, index: int) -> tuple[int, int] | None:
         """What replica ``index`` was processing when last seen (read after a death)."""

@@ -394,7 +394,7 @@ class Supervisor:
             for rid in self.worker_rids.get(wid, []):
                 r = self.replicas[rid]
                 if r.state in ("starting", "running"):
-                    how = getattr(w, "cause", None) or (
+                    how = w.cause or (
                         f"exit code {code}"
                         if code is not None and code >= 0
                         else (f"signal {signal.Signals(-code).name}" if code else "unknown cause")
@@ -506,12 +506,17 @@ class Supervisor:
                 self._dirty = True
                 log.debug("stage '%s' ended", name)
 
+    def _host(self, spec: StageSpec, index: int) -> str | None:
+        """The host replica ``index`` of a stage runs on (None: here); an async stage's
+        replicas share one worker, on the host of its first."""
+        return self.topology.host_of(spec.name, 0 if spec.kind == "async" else index)
+
     def _placed(self, st: StageState, indexes: list[int]) -> list[int]:
         """The ``indexes`` whose host is here or has joined; the others wait (and the run
         fails, saying what to start, if a host does not join in time)."""
         now, ready = time.monotonic(), []
         for index in indexes:
-            host = self.topology.host_of(st.spec.name, 0 if st.spec.kind == "async" else index)
+            host = self._host(st.spec, index)
             if host is None or self.hosts.joined(host):
                 self._awaiting.pop(host or "", None)
                 ready.append(index)
@@ -574,7 +579,7 @@ class Supervisor:
                 self.replicas[rid] = ReplicaState(rid, spec.name, index, wid)
             self.worker_rids[wid] = [rid for _, rid in group]
             indexes_max = max(st.desired, max(i for i, _ in group) + 1)
-            host = self.topology.host_of(spec.name, group[0][0])
+            host = self._host(spec, group[0][0])
             proc: WorkerProcess | RemoteWorker
             if host is None:
                 proc = launcher.start(worker, indexes_max)

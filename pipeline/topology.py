@@ -59,6 +59,9 @@ from pipeline.routing import BROADCAST, DEFAULT_PARTITIONS, KEY, ROUND_ROBIN, Ro
 from pipeline.yamlfile import Located, load
 
 ON_ERROR = ("fail", "restart", "skip")
+#: the largest message a socket of a frame takes from a peer, unless ``max_message`` says
+#: otherwise (a peer sending more is disconnected, so it cannot make a process buffer more)
+MAX_MESSAGE = 1 << 30
 KINDS = ("process", "async")
 TRANSPORTS = ("ipc", "tcp")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -160,7 +163,7 @@ class Topology:
     #: the frame's CURVE keys for tcp (``pipeline keys``); None: made afresh for each run
     keys: Path | None = None
     #: the largest message (bytes) a socket of the frame takes from a peer
-    max_message: int = 1 << 30
+    max_message: int = MAX_MESSAGE
     #: host name -> the address its processes bind and are reached at (several hosts)
     hosts: Mapping[str, str] = field(default_factory=dict)
     #: the host ``pipeline run`` runs on (default: the first of ``hosts``)
@@ -621,11 +624,11 @@ def build_topology(
         keys = None
     if keys is not None and transport != "tcp":
         c.add("keys are for transport: tcp (ipc sockets are owner-only files)", ("keys",))
-    max_message = data.get("max_message", 1 << 30)
+    max_message = data.get("max_message", MAX_MESSAGE)
     if isinstance(max_message, bool) or not isinstance(max_message, int) or max_message < 1024:
         c.add(f"max_message must be a whole number of bytes, at least 1024, got {max_message!r}",
               ("max_message",))  # fmt: skip
-        max_message = 1 << 30
+        max_message = MAX_MESSAGE
     hosts, coordinator, port = _placement(c, data, transport)
     timing = {}
     for key, default in (("drain_timeout", 30.0), ("stats_interval", 0.5),

@@ -41,14 +41,12 @@ import zmq.asyncio
 
 from pipeline.codec import Buffer, pack, unpack
 from pipeline.security import CurveServer, Keys, secure_client
+from pipeline.topology import MAX_MESSAGE
 
 #: ipc paths must fit in sockaddr_un (108 bytes on Linux)
 _IPC_MAX = 100
 #: how long closing sockets may take to flush the last messages (ms)
 _LINGER_MS = 2000
-#: the largest message a bound socket takes (a peer sending more is disconnected): a bad
-#: or hostile peer cannot make a process buffer more than this for one message
-MAX_MESSAGE = 1 << 30
 #: buffers at least this large are sent without copying
 _ZERO_COPY_MIN = 1 << 16
 
