@@ -27,6 +27,8 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
+from pipeline.errors import UsageError
+
 log = logging.getLogger("pipeline.security")
 
 SERVER = "server"
@@ -76,7 +78,7 @@ class Keys:
         except (OSError, ValueError) as exc:
             msg = (f"{self.folder}: not a folder of frame keys ({exc}); make one with "
                    "pipeline keys DIR")  # fmt: skip
-            raise ValueError(msg) from None
+            raise UsageError(msg) from None
 
     def secure_server(self, sock: zmq.Socket[Any]) -> None:
         """Make ``sock`` (before it binds) serve CURVE with the frame's key."""

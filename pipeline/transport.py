@@ -222,7 +222,11 @@ class SupervisorSockets:
         self.ctx = zmq.Context()
         #: CURVE on every socket (required on tcp; ``pipeline.security``): the topology's
         #: ``keys``, else keys made for the run under ``curve_dir``
-        self.curve = CurveServer(self.ctx, curve_dir, keys) if curve_dir is not None else None
+        try:
+            self.curve = CurveServer(self.ctx, curve_dir, keys) if curve_dir is not None else None
+        except BaseException:
+            self.ctx.term()  # keys that cannot be used: nothing of the frame is left open
+            raise
         self.api = self.ctx.socket(zmq.ROUTER)
         self.api.setsockopt(zmq.LINGER, 0)
         self.api.setsockopt(zmq.ROUTER_MANDATORY, 0)  # a client that left is not an error

@@ -18,8 +18,9 @@ import pytest
 import zmq
 import zmq.auth
 
-from pipeline.errors import TopologyError
+from pipeline.errors import TopologyError, UsageError
 from pipeline.security import make_keys
+from pipeline.supervisor import Supervisor
 from pipeline.transport import WorkerSockets
 from tests.conftest import cli, make_topology, run_topology
 from tests.hosts import Network
@@ -201,3 +202,15 @@ def test_across_hosts_only_an_authorized_key_is_answered(
         os.killpg(frame.pid, signal.SIGINT)
         frame.wait(60)
     assert "refused a peer with the CURVE key" in log.read_text()
+
+
+def test_a_keys_folder_that_holds_no_keys_says_what_to_do(run_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    topology = make_topology(
+        f"transport: tcp\nkeys: {tmp_path / 'empty'}\nstages:\n"
+        "  - name: a\n    run: tests.stagelib:count_to\n",
+        run_dir,
+    )
+    with pytest.raises(UsageError, match=r"not a folder of frame keys .* pipeline keys DIR"):
+        Supervisor(topology).run()
+    assert not (run_dir / "frame.json").exists()
