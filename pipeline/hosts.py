@@ -2,8 +2,12 @@
 
 A stage placed on another host (``hosts: [b]``) runs in worker processes started there by
 that host's agent, ``pipeline worker TOPOLOGY --host b``, which joins the supervisor's
-control socket (tcp, CURVE) as ``agent:<host>``. The agent says it is there once a second
-(``{"t": "agent", "host", "pid", "alive": [its workers]}``); the supervisor answers
+control socket (tcp, CURVE) as ``agent:<host>``. A stage placed on a group (``hosts:
+[pool]``, ``groups: [pool]``) runs on the group's members, agents started with ``pipeline
+worker TOPOLOGY --group pool`` that join under their own name and say their address. The
+agent says it is there once a second (``{"t": "agent", "host", "pid", "alive": [its
+workers], "group", "address", "leaving"}``); an agent the topology has no place for is
+answered ``refused`` with the reason. The supervisor answers
 ``ping`` as often, asks it to ``spawn`` workers and to ``signal`` them, and hears when one
 ``exited``. A worker the agent started is a ``RemoteWorker`` here: the same questions as
 a local ``WorkerProcess`` (alive, exit code, a descriptor that wakes the supervisor's poll
@@ -18,7 +22,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,33 +88,79 @@ class RemoteWorker:
 class Agent:
     host: str
     pid: int
+    #: the group it is a member of (None: a host named in the topology's hosts)
+    group: str | None = None
     seen: float = field(default_factory=time.monotonic)
     lost: bool = False
+    #: it was told to stop and waits for its replicas to be retired
+    leaving: bool = False
 
 
 class Hosts:
-    """The agents that joined, and the workers they run (see the module docstring)."""
+    """The agents that joined, and the workers they run (see the module docstring).
 
-    def __init__(self, send: Callable[[str, dict[str, Any]], bool]) -> None:
+    ``hosts`` and ``groups`` are the topology's: an agent joins as one of the hosts, or as
+    a member of one of the groups under a name of its own."""
+
+    def __init__(self, send: Callable[[str, dict[str, Any]], bool],
+                 hosts: Collection[str] = (), groups: Collection[str] = ()) -> None:  # fmt: skip
         self._send = send
+        self._hosts, self._groups = set(hosts), set(groups)
         self.agents: dict[str, Agent] = {}
         self.workers: dict[str, RemoteWorker] = {}
         self._pinged = 0.0
+        self._refused: set[tuple[str, str]] = set()
 
     def joined(self, host: str) -> bool:
         a = self.agents.get(host)
         return a is not None and not a.lost
 
+    def members(self, group: str) -> list[str]:
+        """The members of ``group`` that may take replicas, in the order they joined."""
+        return [a.host for a in self.agents.values()
+                if a.group == group and not a.lost and not a.leaving]  # fmt: skip
+
+    def leaving(self, group: str) -> list[str]:
+        return [a.host for a in self.agents.values()
+                if a.group == group and not a.lost and a.leaving]  # fmt: skip
+
+    def _refusal(self, host: str, group: Any) -> str | None:
+        """Why an agent cannot join (None: it can)."""
+        if group is None:
+            if host not in self._hosts:
+                return (f"host {host!r} is not in the topology's hosts "
+                        f"({', '.join(sorted(self._hosts)) or 'none'})")  # fmt: skip
+            return None
+        if group not in self._groups:
+            return (f"group {group!r} is not in the topology's groups "
+                    f"({', '.join(sorted(self._groups)) or 'none'})")  # fmt: skip
+        if host in self._hosts or host in self._groups:
+            return f"member name {host!r} is a host or group of the topology; give another --name"
+        return None
+
     def on_message(self, sender: str, msg: dict[str, Any]) -> None:
         host = sender.removeprefix(AGENT_PREFIX)
         t = msg.get("t")
         if t == "agent":
+            group = msg.get("group")
+            why = self._refusal(host, group)
+            if why is not None:
+                if (host, why) not in self._refused:
+                    self._refused.add((host, why))
+                    log.error("refused the pipeline worker %s (pid %s): %s", host,
+                              msg.get("pid"), why)  # fmt: skip
+                self._send(sender, {"t": "refused", "why": why})
+                return
             a = self.agents.get(host)
             if a is None or a.lost or a.pid != msg.get("pid"):
-                log.info("host %s joined (its pipeline worker, pid %s)", host, msg.get("pid"))
-                self.agents[host] = Agent(host, int(msg.get("pid", 0)))
+                what = f"a member of group {group}" if group else "its pipeline worker"
+                log.info("host %s joined (%s, pid %s)", host, what, msg.get("pid"))
+                a = self.agents[host] = Agent(host, int(msg.get("pid", 0)), group)
             else:
                 a.seen = time.monotonic()
+            if msg.get("leaving") and not a.leaving:
+                a.leaving = True
+                log.info("host %s is leaving: its replicas are drained first", host)
             # a worker the agent started and no longer runs has ended, even if the news
             # of its exit was lost on the way
             alive = set(msg.get("alive", ()))

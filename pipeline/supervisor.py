@@ -24,6 +24,7 @@ from pipeline.contract import Role
 from pipeline.errors import ExitCode
 from pipeline.hosts import AGENT_PREFIX, Hosts, RemoteWorker
 from pipeline.launcher import WorkerProcess
+from pipeline.placement import Placement
 from pipeline.progress import LiveView
 from pipeline.report import RunReport
 from pipeline.routing import KEY, default_owners
@@ -118,8 +119,6 @@ class Supervisor:
         self.paused = False
         self.replicas: dict[int, ReplicaState] = {}
         self.workers: dict[str, WorkerProcess | RemoteWorker] = {}
-        #: since when a stage placed on each host has waited for that host to join
-        self._awaiting: dict[str, float] = {}
         self.worker_rids: dict[str, list[int]] = {}
         self.errors: list[str] = []
         self.suspects: dict[tuple[int, str], list[int]] = {}
@@ -146,7 +145,8 @@ class Supervisor:
         try:
             with self.signals:
                 self.sockets = self._bind()
-                self.hosts = Hosts(self.sockets.send)
+                self.hosts = Hosts(self.sockets.send, topo.hosts, topo.groups)
+                self.placement = Placement(topo, self.hosts)
                 if self.signals.fd is not None:  # a signal wakes the poll at once
                     self.sockets.watch_fd(self.signals.fd)
                 try:
@@ -225,6 +225,7 @@ class Supervisor:
         self._handle_signals()
         self._serve_requests()
         self.reconcile()
+        self.placement.follow(self)
         if self.rescale is not None and self.rescale.step(self):
             self.rescale = None
         if self._dirty:
@@ -338,6 +339,7 @@ class Supervisor:
                 st.retiring.discard(r.index)
                 del st.slots[r.index]
                 st.retired.append(r.rid)
+                self.placement.release(r.stage, r.index)
                 log.info("stage '%s' replica %d retired", r.stage, r.index)
                 return
             early = [u for u in self.topology.upstream(r.stage) if not self.stages[u].ended]
@@ -506,35 +508,12 @@ class Supervisor:
                 self._dirty = True
                 log.debug("stage '%s' ended", name)
 
-    def _host(self, spec: StageSpec, index: int) -> str | None:
-        """The host replica ``index`` of a stage runs on (None: here); an async stage's
-        replicas share one worker, on the host of its first."""
-        return self.topology.host_of(spec.name, 0 if spec.kind == "async" else index)
-
-    def _placed(self, st: StageState, indexes: list[int]) -> list[int]:
-        """The ``indexes`` whose host is here or has joined; the others wait (and the run
-        fails, saying what to start, if a host does not join in time)."""
-        now, ready = time.monotonic(), []
-        for index in indexes:
-            host = self._host(st.spec, index)
-            if host is None or self.hosts.joined(host):
-                self._awaiting.pop(host or "", None)
-                ready.append(index)
-                continue
-            since = self._awaiting.setdefault(host, now)
-            st.restart_at[index] = now + 0.5
-            limit = self.topology.join_timeout
-            if now - since > limit:
-                where = self.topology.file or "TOPOLOGY"
-                self.fail(f"host {host} did not join within {limit:.0f}s: start 'pipeline "
-                          f"worker {where} --host {host}' there, with the frame's keys, or "
-                          "place its stages elsewhere")  # fmt: skip
-                return []
-        return ready
-
     def _start(self, st: StageState, indexes: list[int]) -> None:
         spec = st.spec
-        indexes = self._placed(st, indexes)
+        indexes, why = self.placement.place(st, indexes)
+        if why is not None:
+            self.fail(why)
+            return
         pairs = []
         for index in indexes:
             rid = self._next_rid
@@ -579,7 +558,7 @@ class Supervisor:
                 self.replicas[rid] = ReplicaState(rid, spec.name, index, wid)
             self.worker_rids[wid] = [rid for _, rid in group]
             indexes_max = max(st.desired, max(i for i, _ in group) + 1)
-            host = self._host(spec, group[0][0])
+            host = self.placement.host(spec, group[0][0])
             proc: WorkerProcess | RemoteWorker
             if host is None:
                 proc = launcher.start(worker, indexes_max)

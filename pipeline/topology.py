@@ -12,6 +12,8 @@ A topology file::
     max_message: 1073741824         # the largest message a socket takes from a peer (bytes)
     hosts: {a: 10.0.0.1, b: 10.0.0.2}  # several hosts (tcp): name -> address
     coordinator: a                  # where pipeline run runs (default: the first host)
+    groups: {pool: 2}               # hosts that join at run time (pipeline worker --group),
+                                    # 2 of them before the first replica starts ([pool]: 1)
     port: 7700                      # its control port; pipeline worker --host b joins there
     join_timeout: 60                # seconds each host has to join
     host: 127.0.0.1                 # address tcp endpoints bind to
@@ -28,6 +30,10 @@ A topology file::
         replicas: 2
         hosts: [b]                  # on host b (pipeline worker --host b); default: here
         next: count
+      - name: tally
+        run: stages.text:tally
+        hosts: [pool]               # on the members of group pool, the least loaded first
+        replicas: members           # one replica per member: grows and shrinks with them
       - name: count
         run: stages.text:CountWords
         route: {key: word}
@@ -59,6 +65,8 @@ from pipeline.routing import BROADCAST, DEFAULT_PARTITIONS, KEY, ROUND_ROBIN, Ro
 from pipeline.yamlfile import Located, load
 
 ON_ERROR = ("fail", "restart", "skip")
+#: ``replicas: members``: a stage on a group runs one replica per member
+MEMBERS = "members"
 #: the largest message a socket of a frame takes from a peer, unless ``max_message`` says
 #: otherwise (a peer sending more is disconnected, so it cannot make a process buffer more)
 MAX_MESSAGE = 1 << 30
@@ -74,6 +82,7 @@ TOP_KEYS = {
     "max_message",
     "hosts",
     "coordinator",
+    "groups",
     "port",
     "join_timeout",
     "run_dir",
@@ -147,6 +156,8 @@ class StageSpec:
     #: the hosts its replicas run on, in turn (replica i on hosts[i % n]); (): the
     #: coordinator's
     hosts: tuple[str, ...] = ()
+    #: ``replicas: members``: one replica per member of its group, as they join and leave
+    per_member: bool = False
     line: int | None = field(default=None, compare=False)
 
 
@@ -168,13 +179,17 @@ class Topology:
     hosts: Mapping[str, str] = field(default_factory=dict)
     #: the host ``pipeline run`` runs on (default: the first of ``hosts``)
     coordinator: str | None = None
+    #: groups of hosts that join at run time (``pipeline worker --group NAME``), each with
+    #: the members to wait for before its first replica starts
+    groups: Mapping[str, int] = field(default_factory=dict)
     #: the coordinator's control port, where ``pipeline worker`` joins (0: any free one)
     port: int = 0
     #: seconds a host has to join before the run fails saying what to start there
     join_timeout: float = 60.0
 
     def host_of(self, stage: str, index: int) -> str | None:
-        """The host replica ``index`` of ``stage`` runs on; None: the coordinator's."""
+        """The host (or group, see ``groups``) replica ``index`` of ``stage`` runs on;
+        None: the coordinator's."""
         hosts = self.stage(stage).hosts
         host = hosts[index % len(hosts)] if hosts else None
         return None if host == self.coordinator else host
@@ -342,7 +357,8 @@ def _stage(
         "name": name,
         "line": c.line(*path),
         "kind": s.choice("kind", KINDS, "process"),
-        "replicas": s.count("replicas", 1),
+        "replicas": 1 if s.raw.get("replicas") == MEMBERS else s.count("replicas", 1),
+        "per_member": s.raw.get("replicas") == MEMBERS,
         "next": s.next(),
         "route": _route(c, s.raw.get("route"), (*path, "route"), name),
         "params": s.params(),
@@ -474,8 +490,8 @@ class _StageCheck:
 
 def _placement(
     c: _Checker, data: Mapping[str, Any], transport: str
-) -> tuple[dict[str, str], str | None, int]:
-    """The ``hosts`` map, the coordinator and its control port."""
+) -> tuple[dict[str, str], str | None, int, dict[str, int]]:
+    """The ``hosts`` map, the coordinator, its control port and the groups."""
     raw = data.get("hosts") or {}
     if not isinstance(raw, Mapping) or not all(
         isinstance(k, str) and _NAME.match(k) and isinstance(v, str) and v for k, v in raw.items()
@@ -494,20 +510,49 @@ def _placement(
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         c.add(f"port must be a tcp port number, got {port!r}", ("port",))
         port = 0
-    return hosts, coordinator, port
+    raw_groups = data.get("groups") or {}
+    if isinstance(raw_groups, str):
+        raw_groups = [raw_groups]
+    if isinstance(raw_groups, list):
+        raw_groups = dict.fromkeys(raw_groups, 1)
+    groups: dict[str, int] = {}
+    if not isinstance(raw_groups, Mapping) or not all(
+        isinstance(g, str) and _NAME.match(g) and isinstance(n, int) and not isinstance(n, bool)
+        and n >= 1 for g, n in raw_groups.items()
+    ):  # fmt: skip
+        c.add("groups must be a list of group names, or map each to the members to wait for "
+              f"at the start, got {raw_groups!r}", ("groups",))  # fmt: skip
+    else:
+        groups = dict(raw_groups)
+    for g in groups:
+        if g in hosts:
+            c.add(f"{g!r} is both a host and a group; name them apart", ("groups",))
+    if groups and transport != "tcp":
+        c.add("groups of hosts need transport: tcp", ("groups",))
+    return hosts, coordinator, port, groups
 
 
 def _check_hosts(c: _Checker, specs: list[dict[str, Any]], hosts: Mapping[str, str],
-                 coordinator: str | None, port: int) -> None:  # fmt: skip
-    """Every stage's hosts are known; stages elsewhere need the coordinator's port."""
+                 coordinator: str | None, port: int,
+                 groups: Mapping[str, int]) -> None:  # fmt: skip
+    """Every stage's hosts are known hosts or groups; stages elsewhere need the
+    coordinator's port; ``replicas: members`` is for a stage on one group."""
     elsewhere = False
+    known = ", ".join((*hosts, *groups)) or "none"
     for i, s in enumerate(specs):
         for h in s.get("hosts", ()):
-            if h not in hosts:
-                c.add(f"host {h!r} is not in the topology's hosts ({', '.join(hosts) or 'none'})",
+            if h not in hosts and h not in groups:
+                c.add(f"host {h!r} is neither in the topology's hosts nor its groups ({known})",
                       ("stages", i, "hosts"), s["name"])  # fmt: skip
             elif h != coordinator:
                 elsewhere = True
+        if s.get("per_member") and (len(s["hosts"]) != 1 or s["hosts"][0] not in groups):
+            c.add(f"replicas: {MEMBERS} needs the stage on exactly one group (hosts: [GROUP], "
+                  f"GROUP in groups), got hosts: {list(s['hosts'])}",
+                  ("stages", i, "replicas"), s["name"])  # fmt: skip
+        if s.get("per_member") and (s.get("role") is Role.SOURCE or not s.get("scalable", True)):
+            c.add(f"replicas: {MEMBERS} needs a stage that can scale while running (not a "
+                  "source, not scalable: false)", ("stages", i, "replicas"), s["name"])  # fmt: skip
     if elsewhere and not port:
         c.add("stages placed on other hosts need the coordinator's 'port', where their "
               "pipeline worker joins", ("port",))  # fmt: skip
@@ -629,7 +674,7 @@ def build_topology(
         c.add(f"max_message must be a whole number of bytes, at least 1024, got {max_message!r}",
               ("max_message",))  # fmt: skip
         max_message = MAX_MESSAGE
-    hosts, coordinator, port = _placement(c, data, transport)
+    hosts, coordinator, port, groups = _placement(c, data, transport)
     timing = {}
     for key, default in (("drain_timeout", 30.0), ("stats_interval", 0.5),
                          ("join_timeout", 60.0)):  # fmt: skip
@@ -648,7 +693,7 @@ def build_topology(
     specs = [s for i, r in enumerate(raw_stages) if (s := _stage(c, r, i, defaults, check_imports))]
     if len(specs) == len(raw_stages):
         _check_graph(c, specs, raw_stages)
-        _check_hosts(c, specs, hosts, coordinator, port)
+        _check_hosts(c, specs, hosts, coordinator, port, groups)
     if c.problems:
         raise TopologyError(c.problems)
     return Topology(
@@ -664,6 +709,7 @@ def build_topology(
         max_message=max_message,
         hosts=hosts,
         coordinator=coordinator,
+        groups=groups,
         port=port,
         join_timeout=timing["join_timeout"],
     )

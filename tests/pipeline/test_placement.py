@@ -232,7 +232,7 @@ stages:
 """
     with pytest.raises(TopologyError) as err:
         make_topology("transport: tcp\nhosts: {h1: 10.0.0.1}\n" + graph, run_dir)
-    assert "host 'x' is not in the topology's hosts (h1)" in str(err.value)
+    assert "host 'x' is neither in the topology's hosts nor its groups (h1)" in str(err.value)
     with pytest.raises(TopologyError, match="need the coordinator's 'port'"):
         make_topology("transport: tcp\nhosts: {h1: 10.0.0.1, x: 10.0.0.2}\n" + graph, run_dir)
     with pytest.raises(TopologyError, match="several hosts need transport: tcp"):
