@@ -153,6 +153,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     # The parsers come from light modules; each handler imports what its command runs
     # (zmq, aiohttp, aiomqtt, ...), so that --help and the other commands start without them.
     from pipeline.cli_control import add_parsers as add_control  # noqa: PLC0415
+    from pipeline.cli_deploy import add_parser as add_deploy  # noqa: PLC0415
     from pipeline.cli_keys import add_parser as add_keys  # noqa: PLC0415
     from pipeline.cli_mqtt import add_parser as add_mqtt  # noqa: PLC0415
     from pipeline.cli_web import add_parser as add_web  # noqa: PLC0415
@@ -164,6 +165,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     add_worker(sub)
     add_web(sub)
     add_mqtt(sub)
+    add_deploy(sub)
     add_gen(sub, kinds=argv is None or _command(argv) == "gen")
     # commands of the shipped stages (``pipeline.commands`` entry points: add_parser(sub))
     for ep in sorted(entry_points(group="pipeline.commands"), key=lambda e: e.name):
