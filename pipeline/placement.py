@@ -72,10 +72,10 @@ class Placement:
             if target is None:
                 ready.append(index)
                 continue
-            since = self._awaiting.setdefault(target, now)
-            if since == now:
+            if target not in self._awaiting:
                 what = "group" if target in self.topology.groups else "host"
                 log.info("stage '%s' waits for %s %s to join", st.spec.name, what, target)
+            since = self._awaiting.setdefault(target, now)
             st.restart_at[index] = now + 0.5
             limit = self.topology.join_timeout
             if now - since > limit:
