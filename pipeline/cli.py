@@ -245,3 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (| head): stop quietly, as cat does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return ExitCode.FAILED
+    except OSError as exc:  # a file or folder the command was given cannot be used
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"pipeline {args.command}: {where}{exc.strerror or exc}; check that the path "
+              "exists and that this user may read or write it", file=sys.stderr)  # fmt: skip
+        return ExitCode.FAILED

@@ -54,6 +54,14 @@ def test_check_reports_problems_with_file_and_line(tmp_path: Path) -> None:
     assert f"{bad}:4: stage 'a': next names 'b'" in proc.stderr
 
 
+def test_a_folder_that_cannot_be_written_is_named_without_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    proc = cli("gen", "text", str(tmp_path / "file" / "sample"))
+    assert proc.returncode == ExitCode.FAILED
+    assert f"{tmp_path / 'file'}" in proc.stderr and "Not a directory" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_missing_topology_is_a_usage_error(tmp_path: Path) -> None:
     proc = cli("run", cwd=tmp_path)
     assert proc.returncode == ExitCode.USAGE
