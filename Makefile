@@ -13,10 +13,12 @@ STAMP := $(VENV)/.installed
 # multiplexer for the monitor, a browser for the web monitor, an MQTT broker for the bridge,
 # a MariaDB server for the usage history, an OpenLDAP server for identities (and openssl
 # for its test certificates), shellcheck and systemd-analyze for the job scripts and units
-# in deploy/, and ip (iproute2) for the network namespaces that stand for several hosts.
+# in deploy/, ip (iproute2) for the network namespaces that stand for several hosts, and
+# podman and debootstrap to build the container image (on a base made from Debian's packages).
 SYSDEPS := tmux:tmux chromium:chromium chromedriver:chromium-driver mosquitto:mosquitto \
            mariadbd:mariadb-server mariadb-install-db:mariadb-server slapd:slapd \
-           openssl:openssl shellcheck:shellcheck ip:iproute2 systemd-analyze:systemd
+           openssl:openssl shellcheck:shellcheck ip:iproute2 systemd-analyze:systemd \
+           podman:podman debootstrap:debootstrap
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -1,21 +1,33 @@
-"""The image definition in deploy/container/, checked without building it (no registry is
-reachable here for its base image): what it copies is in the repository and in the build
-context, it installs the whole package where the units and job scripts expect it and
-starts its console script, it runs as a non-root numeric user, and its Python is one the
-package supports."""
+"""The image definition in deploy/container/: what it copies is in the repository and in
+the build context, it installs the whole package where the units and job scripts expect
+it and starts its console script, it runs as a non-root numeric user, and its Python is
+one the package supports; and it builds, with podman, into an image that runs the default
+topology as that user.
+
+No registry of images is reachable from the tests, so the build's base image is a stand-in
+made from Debian's packages (debootstrap: the same Debian release and Python version as
+the official image it names), imported under the base's name into a podman storage of the
+test's own. The built image's filesystem is then run with chroot as the image's user,
+/dev and /proc bound in: a container runtime needs privileges a test cannot count on
+(setting the container's resource limits, for one)."""
 
 from __future__ import annotations
 
 import json
 import posixpath
 import re
+import shutil
 import subprocess
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
+import pytest
 from packaging.specifiers import SpecifierSet
 
 from tests.conftest import REPO
+from tests.servers import binary
 
 CONTAINERFILE = REPO / "deploy" / "container" / "Containerfile"
 IGNORE = REPO / ".dockerignore"
@@ -197,3 +209,101 @@ def test_the_labels_name_the_packages_version_and_licence() -> None:
     assert labels["org.opencontainers.image.version"] == PYPROJECT["project"]["version"]
     assert labels["org.opencontainers.image.licenses"] == PYPROJECT["project"]["license"]
     assert labels["org.opencontainers.image.title"] == PYPROJECT["project"]["name"]
+
+
+# -- the build ------------------------------------------------------------------------------
+
+#: where the stand-in base image's Debian comes from
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+#: the CA certificates this machine trusts (a proxy's, where there is one), which the
+#: stand-in base trusts too, so that pip in the build reaches PyPI as the tests' pip does
+CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+@pytest.fixture(scope="module")
+def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+    """``podman`` with a storage of its own, removed after the tests."""
+    root = tmp_path_factory.mktemp("podman")
+    cmd = [binary("podman", "podman"), "--root", str(root / "storage"),
+           "--runroot", str(root / "run")]  # fmt: skip
+    try:
+        yield cmd
+    finally:
+        subprocess.run([*cmd, "rm", "--all", "--force"], capture_output=True, check=False)
+        subprocess.run([*cmd, "rmi", "--all", "--force"], capture_output=True, check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def stand_in_base(podman: list[str], folder: Path, base: str) -> None:
+    """Import, as ``base`` (python:X.Y-slim-<release>), a Debian <release> with its python3,
+    which must be X.Y."""
+    found = re.fullmatch(r"(?:docker\.io/library/)?python:(\d+\.\d+)-slim-(\w+)", base)
+    assert found, base
+    version, release = found[1], found[2]
+    rootfs = folder / "rootfs"
+    subprocess.run(
+        [binary("debootstrap", "debootstrap"), "--variant=minbase",
+         "--include=python3,python3-venv,python-is-python3", release, str(rootfs),
+         DEBIAN_MIRROR], capture_output=True, text=True, check=True, timeout=900,
+    )  # fmt: skip
+    python = sorted((rootfs / "usr/bin").glob("python3.*"))
+    assert [p.name for p in python if re.fullmatch(r"python\d+\.\d+", p.name)] == [
+        f"python{version}"
+    ], f"Debian {release}'s python3 is not {version}: the stand-in would not be {base}"
+    if CA_BUNDLE.exists():
+        shutil.copy(CA_BUNDLE, rootfs / CA_BUNDLE.relative_to("/"))
+        (rootfs / "etc/pip.conf").write_text(f"[global]\ncert = {CA_BUNDLE}\n")
+    tar = folder / "rootfs.tar"
+    subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
+    subprocess.run([*podman, "import", str(tar), base], capture_output=True, check=True)
+    shutil.rmtree(rootfs)
+    tar.unlink()
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(1800)
+def test_the_image_builds_and_runs_the_default_topology_as_its_user(
+    podman: list[str], tmp_path: Path
+) -> None:
+    bases = {i.args.split()[0] for i in INSTRUCTIONS if i.keyword == "FROM"}
+    stand_in_base(podman, tmp_path, bases.pop())
+    built = subprocess.run(
+        [*podman, "build", "--isolation", "chroot", "--pull=never", "-f", str(CONTAINERFILE),
+         "-t", "zpipeline:test", str(REPO)],
+        capture_output=True, text=True, timeout=1500, check=False,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    inspect = subprocess.run([*podman, "image", "inspect", "zpipeline:test"],
+                             capture_output=True, text=True, check=True)  # fmt: skip
+    config = json.loads(inspect.stdout)[0]["Config"]
+    assert config["Entrypoint"] == [f"{VENV}/bin/pipeline"] and config["User"] == f"{UID}:{UID}"
+    work = config["WorkingDir"]
+    box = subprocess.run([*podman, "create", "zpipeline:test"], capture_output=True, text=True,
+                         check=True).stdout.strip()  # fmt: skip
+    mnt = Path(subprocess.run([*podman, "mount", box], capture_output=True, text=True,
+                              check=True).stdout.strip())  # fmt: skip
+    mounted: list[Path] = []
+    try:
+        for args, target in ((["--rbind", "/dev"], mnt / "dev"),
+                             (["-t", "proc", "proc"], mnt / "proc")):  # fmt: skip
+            subprocess.run(["mount", *args, str(target)], check=True)
+            mounted.append(target)
+        pipeline = " ".join(config["Entrypoint"])
+        script = (f"cd {work} && {pipeline} gen wrstat sample >/dev/null && "
+                  f"{pipeline} run /opt/pipeline/topology.yaml -e WRSTAT_DIR=sample "
+                  "-e INGRESS_URL=off --progress off")  # fmt: skip
+        ran = subprocess.run(
+            ["chroot", f"--userspec={config['User']}", str(mnt), "/bin/sh", "-c", script],
+            env=dict(e.split("=", 1) for e in config["Env"]), capture_output=True, text=True,
+            timeout=300, check=False,
+        )  # fmt: skip
+        assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+        assert "wrstat: ok" in ran.stderr
+        reports = mnt / work.lstrip("/") / "reports"
+        groups = sorted(reports.glob("group-*.tsv"))
+        assert groups and len(groups[0].read_text().splitlines()) > 1
+        assert groups[0].stat().st_uid == UID  # written by the image's user
+    finally:
+        for target in reversed(mounted):
+            subprocess.run(["umount", "--recursive", "--lazy", str(target)], check=False)
+        subprocess.run([*podman, "unmount", box], capture_output=True, check=False)
