@@ -9,9 +9,11 @@ ways, taking turns, ``--runs`` times each (the median counts):
   and stats socket encrypted and authenticated), every process on this host;
 * the same across three network namespaces joined by a bridge (needs root): the reader
   and the report on host ``a``, the usage replicas on ``b`` and ``c``
-  (``pipeline worker --host``), so every chunk crosses a veth link, encrypted.
+  (``pipeline worker --host``), so every chunk crosses a veth link, encrypted;
+* the same with ``b`` and ``c`` joining as members of a group (``pipeline worker --group``,
+  as batch nodes and pods do), the usage replicas placed on them when both have joined.
 
-The reports of all three must be the same, byte for byte. (The namespaces share this
+The reports of all four must be the same, byte for byte. (The namespaces share this
 machine's two cores: what it shows is the cost of the network path and of CURVE, not the
 gain of more machines.)
 """
@@ -30,7 +32,7 @@ from pathlib import Path
 from bench.wrstat import REPO, pipeline_run, sample_file
 from tests.hosts import Network
 
-WAYS = ("ipc", "tcp", "hosts")
+WAYS = ("ipc", "tcp", "hosts", "group")
 
 
 def variant(folder: Path, way: str, network: Network) -> Path:
@@ -45,21 +47,33 @@ def variant(folder: Path, way: str, network: Network) -> Path:
     if way == "hosts":
         hosts = ", ".join(f"{n}: {h.addr}" for n, h in network.hosts.items())
         head += f"hosts: {{{hosts}}}\nport: 7700\n"
-        text = text.replace("    replicas: ${USAGE_REPLICAS:-2}\n",
-                            "    replicas: ${USAGE_REPLICAS:-2}\n    hosts: [b, c]\n")  # fmt: skip
+    if way == "group":
+        head += f"host: {network['a'].addr}\nport: 7700\ngroups: {{nodes: 2}}\n"
+    if way in ("hosts", "group"):
+        replicas = "    replicas: ${USAGE_REPLICAS:-2}\n"
+        placed = "[b, c]" if way == "hosts" else "[nodes]"
+        text = text.replace(replicas, f"{replicas}    hosts: {placed}\n")
     path = folder / f"wrstat-{way}.yaml"
     path.write_text(text.replace("name: wrstat\n", f"name: wrstat\n{head}", 1))
     return path
 
 
 def across_hosts(network: Network, topology: Path, data: Path, reports: Path,
-                 replicas: int) -> float:  # fmt: skip
-    """One run with the usage replicas on hosts b and c: seconds from start to exit."""
+                 replicas: int, group: bool) -> float:  # fmt: skip
+    """One run with the usage replicas on hosts b and c (as named hosts, or members of
+    group nodes): seconds from start to exit."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "WRSTAT_DIR": str(data),
            "REPORT_DIR": str(reports), "USAGE_REPLICAS": str(replicas),
            "INGRESS_URL": "off"}  # fmt: skip
+
+    def joining(h: str) -> list[str]:
+        if not group:
+            return ["--host", h]
+        return ["--group", "nodes", "--name", h, "--address", network[h].addr,
+                "--coordinator", f"{network['a'].addr}:7700"]  # fmt: skip
+
     agents = [network[h].start(sys.executable, "-m", "pipeline", "worker", str(topology),
-                               "--host", h, env=env) for h in ("b", "c")]  # fmt: skip
+                               *joining(h), env=env) for h in ("b", "c")]  # fmt: skip
     time.sleep(1.0)  # the agents are up and waiting for the coordinator
     t0 = time.perf_counter()
     done = subprocess.run(
@@ -99,9 +113,9 @@ def main(argv: list[str] | None = None) -> int:
                 for way in WAYS if run % 2 == 0 else tuple(reversed(WAYS)):
                     reports = work / f"{way}-{run}" / "reports"
                     reports.parent.mkdir()
-                    if way == "hosts":
+                    if way in ("hosts", "group"):
                         seconds = across_hosts(network, topologies[way], path, reports,
-                                               args.replicas)  # fmt: skip
+                                               args.replicas, way == "group")  # fmt: skip
                     else:
                         seconds, _, _ = pipeline_run(path, reports, args.replicas, False,
                                                      topologies[way])  # fmt: skip
@@ -119,13 +133,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"input: {path} ({lines:,} lines); {args.replicas} usage replicas; median of "
           f"{args.runs}")  # fmt: skip
     labels = {"ipc": "ipc, one host", "tcp": "tcp with CURVE, one host",
-              "hosts": "tcp with CURVE, usage on 2 other hosts"}  # fmt: skip
+              "hosts": "tcp with CURVE, usage on 2 other hosts",
+              "group": "the same, hosts joined as a group"}  # fmt: skip
     for way in WAYS:
         s = median[way]
         print(f"{labels[way]:<40} {s:6.2f} s  {lines / s / 1e6:5.2f} M lines/s")
     for way in WAYS[1:]:
         print(f"{labels[way]}: {median['ipc'] / median[way]:.0%} of the ipc throughput")
-    print(f"reports the same all three ways: {same}")
+    print(f"reports the same all {len(WAYS)} ways: {same}")
     return 0 if same else 1
 
 
