@@ -176,6 +176,9 @@ def format_status(st: dict[str, Any]) -> list[str]:
             f"{_ms(s['p50']):>7} {_ms(s['p99']):>7} {s['errors']:>4} {s['cpu']:>5.0%} "
             f"{amount(s['rss'], 'bytes'):>9}"
         )
+    for h in st.get("hosts", []):
+        group = f" (group {h['group']})" if h["group"] else ""
+        lines.append(f"host {h['name']}{group}: {h['state']}, {h['workers']} worker(s)")
     for e in st.get("errors", []):
         lines.append(f"error: {e}")
     return lines

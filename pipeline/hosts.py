@@ -214,6 +214,14 @@ class Hosts:
                         w.end(None, why)
         return lost
 
+    def describe(self) -> list[dict[str, Any]]:
+        """The agents, for the frame's status."""
+        return [{"name": a.host, "group": a.group,
+                 "state": "lost" if a.lost else ("leaving" if a.leaving else "joined"),
+                 "workers": sum(1 for w in self.workers.values()
+                                if w.host == a.host and not w.ended)}
+                for a in self.agents.values()]  # fmt: skip
+
     def bye(self) -> None:
         """The run is over: every agent may stop."""
         for a in self.agents.values():

@@ -52,6 +52,8 @@ class WorkerProcess:
     #: why it ended when its exit code cannot say (a worker on a lost host; see
     #: ``pipeline.hosts.RemoteWorker``); never, for a process of this host
     cause: str | None = None
+    #: the host it runs on (``RemoteWorker``'s); None: this one
+    host: str | None = None
 
     def in_flight(self, index: int) -> tuple[int, int] | None:
         """What replica ``index`` was processing when last seen (read after a death)."""

@@ -13,7 +13,12 @@ status (about a second), totals since the start. Per stage:
   (1 = every replica always busy); ``cpu`` (share of a core) and ``rss`` (bytes), per
   replica and summed;
 * ``p50``/``p99``: batch processing time, seconds; ``errors``: batches that failed;
-* ``progress``: done, total and unit, for stages that say how far they are.
+* ``progress``: done, total and unit, for stages that say how far they are;
+* per replica, the ``host`` it runs on (None: the coordinator's).
+
+And ``hosts``: the other hosts that joined the frame (``pipeline worker``), each with its
+group (None: a host named in the topology), ``state`` (joined, leaving or lost) and how
+many of the frame's workers run there.
 """
 
 from __future__ import annotations
@@ -67,10 +72,12 @@ class StatusTracker:
                     lat[k] += n - (before.get("latency") or [0] * LATENCY_BUCKETS)[k]
                 if r.state not in ("starting", "running"):
                     continue
+                worker = sup.workers.get(r.worker)
                 replicas.append({
                     "index": r.index,
                     "rid": rid,
                     "pid": r.pid,
+                    "host": worker.host if worker is not None else None,
                     "state": "retiring" if r.index in st.retiring else r.state,
                     "records_in": s["records_in"],
                     "records_out": s["records_out"],
@@ -122,5 +129,6 @@ class StatusTracker:
             "uptime": now - self.t0,
             "rescale": sup.rescale.describe() if sup.rescale else None,
             "stages": stages,
+            "hosts": sup.hosts.describe(),
             "errors": list(sup.errors),
         }

@@ -7,6 +7,7 @@ its replica loudly; ``--stay`` serves one frame after another."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -146,6 +147,20 @@ def test_a_members_stage_grows_with_a_joining_member_and_drains_a_leaving_one(
     alog, ready = tmp_path / "a.log", tmp_path / "cee.ready"
     bee, run, cee = grown(network, tmp_path)
     assert ready.exists()  # it holds its replica
+    deadline, where = time.monotonic() + 15, {}
+    while len(where) < 2 and time.monotonic() < deadline:  # once both have reported
+        asked = subprocess.run(
+            network["a"].command(PY, "-m", "pipeline", "status", "--json", "--frame",
+                                 str(tmp_path / "run")),
+            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
+            text=True, timeout=30, check=True,
+        )  # fmt: skip
+        status = json.loads(asked.stdout)
+        where = {r["index"]: r["host"] for r in status["stages"]["mid"]["replicas"]}
+    assert where == {0: "bee", 1: "cee"}, where
+    assert {r["host"] for r in status["stages"]["src"]["replicas"]} == {None}  # with a
+    hosts = {h["name"]: (h["group"], h["state"], h["workers"]) for h in status["hosts"]}
+    assert hosts == {"bee": ("pool", "joined", 1), "cee": ("pool", "joined", 1)}
     time.sleep(1.0)  # records flow through both
     cee.send_signal(signal.SIGTERM)  # as a StatefulSet scaled down stops its newest pod
     assert ended(cee) == 0, (tmp_path / "cee.log").read_text()
