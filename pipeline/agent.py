@@ -113,7 +113,10 @@ class HostAgent:
         launcher.preload(worker_preload(self.topo))
         Path(self.topo.run_dir).mkdir(parents=True, exist_ok=True)
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self._stop)
+            # started with it ignored (a job script's choice: the scheduler signals every
+            # process of a job, and the coordinator's drain is what ends this host's part)
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                signal.signal(sig, self._stop)
         while True:
             code = self._frame()
             if not self.stay or self.stopping or code == ExitCode.USAGE:

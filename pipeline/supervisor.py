@@ -43,6 +43,10 @@ START_TIMEOUT = 60.0
 #: how often the status is published (and rates are taken)
 STATUS_INTERVAL = 1.0
 BACKOFF_MAX = 10.0
+#: the same stop signal again within this many seconds is the same request, delivered twice
+#: (a scheduler signals every process of a job, and its job script passes it on), not an
+#: operator's second one
+ECHO_WINDOW = 0.25
 
 
 @dataclass
@@ -128,6 +132,7 @@ class Supervisor:
         self.failed = False
         self.draining = False
         self.stopped_by: str | None = None
+        self._stopped_at = 0.0
         self._drain_deadline: float | None = None
         self.signals = StopSignals()
         self.rundir = RunDir(topology.run_dir)
@@ -283,7 +288,11 @@ class Supervisor:
         for name in self.signals.take():
             if not self.draining:
                 self.stopped_by = name
+                self._stopped_at = time.monotonic()
                 self.stop(f"{name} received")
+            elif name == self.stopped_by and time.monotonic() - self._stopped_at < ECHO_WINDOW:
+                log.info("%s received again at once (the same request, delivered twice); "
+                         "the drain goes on", name)  # fmt: skip
             else:
                 self.fail(f"{name} received again: stopped at once")
 

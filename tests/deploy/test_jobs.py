@@ -18,6 +18,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -291,10 +292,10 @@ stages:
 WORKERS_ENDED = {"slurm": "(the workers' step: exit code 0)", "lsf": "(0 of 2 workers failed)"}
 
 
-@pytest.mark.parametrize("scheduler", sorted(NODES))
-def test_the_schedulers_sigterm_drains_a_multi_node_run_and_its_workers_end_with_it(
-    tmp_path: Path, scheduler: str
-) -> None:
+def _signalled_multi_node_job(tmp_path: Path, scheduler: str,
+                              whole_job: bool) -> tuple[str, int, dict[str, Any]]:  # fmt: skip
+    """The slow multi-node job, sent SIGTERM once running (to the batch shell alone, or to
+    every process of the job): its stderr, exit code and summary."""
     script, _, _, allocation = NODES[scheduler]
     topology = tmp_path / "slow.yaml"
     topology.write_text(SLOW_NODES)
@@ -309,11 +310,35 @@ def test_the_schedulers_sigterm_drains_a_multi_node_run_and_its_workers_end_with
     while not running.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     time.sleep(5)  # running, once both members have joined: a few items held on them
-    job.send_signal(signal.SIGTERM)  # the batch shell alone, as --signal=B: and -wa signal
+    if whole_job:
+        os.killpg(job.pid, signal.SIGTERM)
+    else:
+        job.send_signal(signal.SIGTERM)
     _, err = job.communicate(timeout=90)
     summary = json.loads((tmp_path / ".pipeline" / "slownodes" / "summary.json").read_text())
     assert "SIGTERM received: draining" in err, err
-    assert job.returncode == 0 and f"ended with exit code 0 {WORKERS_ENDED[scheduler]}" in err
     assert summary["stages"]["src"]["records_out"] < 60  # stopped early, not run to its end
     held = summary["stages"]["hold"]
     assert held["records_in"] == summary["stages"]["src"]["records_out"]  # drained: none lost
+    return err, job.returncode, summary
+
+
+@pytest.mark.parametrize("scheduler", sorted(NODES))
+def test_the_schedulers_sigterm_drains_a_multi_node_run_and_its_workers_end_with_it(
+    tmp_path: Path, scheduler: str
+) -> None:
+    # the batch shell alone, as --signal=B: and -wa signal
+    err, code, _ = _signalled_multi_node_job(tmp_path, scheduler, whole_job=False)
+    assert code == 0 and f"ended with exit code 0 {WORKERS_ENDED[scheduler]}" in err
+
+
+@pytest.mark.parametrize("scheduler", sorted(NODES))
+def test_a_sigterm_to_every_process_of_the_job_still_drains_the_run(
+    tmp_path: Path, scheduler: str
+) -> None:
+    # as scancel, a job's end, or a warning action sent to the whole job: the run gets it
+    # from the scheduler and again from the job script, the workers ignore it and serve
+    # the drain
+    err, code, _ = _signalled_multi_node_job(tmp_path, scheduler, whole_job=True)
+    assert code == 0, err
+    assert "received again at once" in err and "stopped at once" not in err
