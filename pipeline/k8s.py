@@ -57,6 +57,8 @@ WORK_DIR = "/var/lib/pipeline"
 READY_FILE = f"{WORK_DIR}/ready"
 #: the coordinator's control port when the topology gives none
 DEFAULT_PORT = 7700
+#: seconds the stage pods have to join, when the topology gives none
+JOIN_TIMEOUT = 600
 #: the user and group the processes run as (no root in the pods)
 USER = 10001
 DEFAULT_DRAIN_SECONDS = 120
@@ -288,6 +290,8 @@ def cluster_topology(
         "host": "${POD_IP}",
         "keys": KEYS_DIR,
         "port": control_port(topo),
+        # pods are scheduled, and their image pulled, before they join: more than a minute
+        "join_timeout": raw.get("join_timeout", JOIN_TIMEOUT),
         "groups": [p.stage for p in stages],
     }
     dropped = {"hosts", "coordinator", "groups", *out}

@@ -214,9 +214,10 @@ def test_the_configmap_holds_the_topology_as_the_pods_run_it(deploy: Any, keys: 
     made = deploy(str(WRSTAT), "--stage", "usage", "--keys", str(keys))
     assert made.code == 0, made.err
     cluster = yaml.safe_load(made.topology_text())
-    assert {k: cluster[k] for k in ("name", "transport", "host", "keys", "port", "groups")} == {
+    keys_ = ("name", "transport", "host", "keys", "port", "join_timeout", "groups")
+    assert {k: cluster[k] for k in keys_} == {
         "name": "wrstat", "transport": "tcp", "host": "${POD_IP}", "keys": KEYS_DIR,
-        "port": 7700, "groups": ["usage"],
+        "port": 7700, "join_timeout": 600, "groups": ["usage"],
     }  # fmt: skip
     assert "hosts" not in cluster and "coordinator" not in cluster
     stages = {s["name"]: s for s in cluster["stages"]}
