@@ -83,9 +83,10 @@ class Placement:
                 if target in self.topology.groups:
                     need = self.topology.groups[target] if target not in self._gathered else 1
                     have = len(self.hosts.members(target))
-                    return [], (f"{have} of the {need} members group {target} waits for joined "
-                                f"within {limit:.0f}s: start 'pipeline worker {where} --group "
-                                f"{target}' on its hosts, with the frame's keys")  # fmt: skip
+                    return [], (f"group {target} has {have} of the {need} member(s) it waits "
+                                f"for after {limit:.0f}s: start 'pipeline worker {where} "
+                                f"--group {target}' on its hosts, with the frame's "
+                                "keys")  # fmt: skip
                 return [], (f"host {target} did not join within {limit:.0f}s: start 'pipeline "
                             f"worker {where} --host {target}' there, with the frame's keys, or "
                             "place its stages elsewhere")  # fmt: skip

@@ -20,6 +20,7 @@ import pytest
 
 from pipeline.errors import TopologyError
 from pipeline.security import make_keys
+from tests.brokers import free_port
 from tests.conftest import REPO, make_topology
 from tests.hosts import Network
 from tests.stagelib import read_collected
@@ -356,3 +357,31 @@ def test_a_lost_members_replica_restarts_on_another_member(
     got = [r["i"] for r in read_collected(tmp_path / "out")]
     assert set(got) == set(range(400))
     assert "not verified, a replica of hold was killed" in log
+
+
+def test_a_group_without_its_members_fails_the_run_saying_what_to_start(tmp_path: Path) -> None:
+    keys = make_keys(tmp_path / "keys").folder
+    topology = tmp_path / "lonely.yaml"
+    topology.write_text(textwrap.dedent(f"""\
+        name: lonely
+        transport: tcp
+        keys: {keys}
+        port: {free_port()}
+        groups: {{pool: 2}}
+        join_timeout: 2
+        run_dir: {tmp_path / "run"}
+        stages:
+          - name: src
+            run: tests.stagelib:count_to
+            next: mid
+          - name: mid
+            run: tests.stagelib:double
+            hosts: [pool]
+        """))  # fmt: skip
+    ran = subprocess.run([PY, "-m", "pipeline", "run", str(topology), "--progress", "off"],
+                         cwd=REPO, capture_output=True, text=True, timeout=60,
+                         check=False)  # fmt: skip
+    assert ran.returncode == 1, ran.stderr
+    assert "stage 'mid' waits for group pool to join" in ran.stderr
+    assert (f"group pool has 0 of the 2 member(s) it waits for after 2s: start 'pipeline "
+            f"worker {topology} --group pool' on its hosts") in ran.stderr  # fmt: skip
