@@ -1,7 +1,8 @@
 """A frame's status (``pipeline.status``) in the Prometheus text exposition format, served
 by the web monitor on ``/metrics``.
 
-Every sample carries ``frame`` and, per stage, ``stage`` labels::
+Every sample carries ``frame`` and, per stage, ``stage`` labels (per host that joined the
+frame, ``host`` and ``group``)::
 
     >>> text = exposition({"frame": "f", "state": "running", "uptime": 3.0,
     ...     "stages": {"s": {"records_in": 5}}}, up=True)
@@ -87,4 +88,23 @@ def exposition(status: dict[str, Any] | None, up: bool, frame: str | None = None
             if s.get(field) is not None:
                 labels = _labels(frame=name, stage=stage, quantile=quantile)
                 lines.append(f"{LATENCY}{labels} {_number(float(s[field]))}")
+    hosts: list[dict[str, Any]] = status.get("hosts", [])
+    if hosts:
+        lines += [
+            "# HELP pipeline_host_up 1 while a host that joined the frame is in it (joined or "
+            "leaving), 0 once it is lost.",
+            "# TYPE pipeline_host_up gauge",
+        ]
+        lines += [f"pipeline_host_up{_host_labels(name, h)} {int(h['state'] != 'lost')}"
+                  for h in hosts]  # fmt: skip
+        lines += [
+            "# HELP pipeline_host_workers Worker processes of the frame running on a host.",
+            "# TYPE pipeline_host_workers gauge",
+        ]
+        lines += [f"pipeline_host_workers{_host_labels(name, h)} {int(h['workers'])}"
+                  for h in hosts]  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def _host_labels(frame: str, host: dict[str, Any]) -> str:
+    return _labels(frame=frame, host=str(host["name"]), group=str(host.get("group") or ""))

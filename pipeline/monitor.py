@@ -108,6 +108,11 @@ def render(status: dict[str, Any], selected: int, message: str, width: int = 80)
             bars += 1
     if names:
         parts.append(_replicas(names[min(selected, len(names) - 1)], status))
+    hosts = status.get("hosts") or []
+    if hosts:  # the other hosts of the frame, as they stand
+        said = " · ".join(f"{h['name']} {h['state']} ({h['workers']})" for h in hosts)
+        lost = any(h["state"] == "lost" for h in hosts)
+        parts.append(Text(f"hosts: {said}"[: width - 1], style="red" if lost else "dim"))
     for e in status.get("errors", [])[-2:]:
         parts.append(Text(f"error: {e}"[: width - 1], style="red"))
     parts.append(Text(message[: width - 1], style="cyan"))
@@ -141,16 +146,19 @@ def _replicas(name: str, status: dict[str, Any]) -> Table:
     table = Table(box=None, padding=(0, 1), collapse_padding=True, pad_edge=False,
                   header_style="bold", title_justify="left",
                   title=f"{name}: {s['records_in']:,} in, {s['records_out']:,} out")  # fmt: skip
-    for col in ("#", "pid", "state", "in/s", "busy", "cpu", "mem", "held"):
-        table.add_column(col, justify="left" if col == "state" else "right", no_wrap=True)
+    placed = any(r.get("host") for r in s["replicas"])  # some run on other hosts
+    cols = ("#", "pid", "state", "in/s", "busy", "cpu", "mem", "held", *(("host",) * placed))
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("state", "host") else "right",
+                         no_wrap=True, max_width=14 if col == "host" else None)  # fmt: skip
     for r in s["replicas"][:8]:
         table.add_row(
             str(r["index"]), str(r["pid"] or "-"), r["state"], _short(r["rate_in"]),
             f"{r['busy']:.0%}", f"{r['cpu']:.0%}", amount(r["rss"], "bytes").replace(" ", ""),
-            str(r["held"]),
+            str(r["held"]), *((r.get("host") or "here",) * placed),
         )  # fmt: skip
     if len(s["replicas"]) > 8:
-        table.add_row("…", f"+{len(s['replicas']) - 8}", "", "", "", "", "", "")
+        table.add_row("…", f"+{len(s['replicas']) - 8}", *([""] * (len(cols) - 2)))
     return table
 
 

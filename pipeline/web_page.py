@@ -64,6 +64,8 @@ th:first-child, td:first-child { text-align: left; }
 td.spark { width: 130px; }
 .spark polyline { fill: none; stroke: var(--accent); stroke-width: 1.4; }
 #errors { color: var(--bad); margin: 6px 0 0; }
+#hosts { margin: 6px 0 0; }
+#hosts.lost { color: var(--bad); }
 </style>
 </head>
 <body>
@@ -89,6 +91,7 @@ td.spark { width: 130px; }
     <th>records out</th><th>in/s</th><th>out/s</th><th>rate, last 2 min</th><th>backlog</th>
     <th>busy</th><th>p50</th><th>p99</th><th>errors</th><th>CPU</th><th>memory</th>
     <th>progress</th></tr></thead><tbody></tbody></table>
+  <div id="hosts" class="muted"></div>
   <div id="errors"></div>
   </section>
 </main>
@@ -283,6 +286,10 @@ function render() {
     document.querySelector(`td[data-stage="${CSS.escape(n)}"].spark svg`)
       .setAttribute("aria-label", `peak ${short(top)}/s`);
   }
+  $("#hosts").textContent = (st.hosts || []).length === 0 ? "" : "hosts: " + st.hosts.map(
+    (h) => `${h.name}${h.group ? " (" + h.group + ")" : ""} ${h.state}, ${h.workers} worker(s)`
+  ).join(" \\u00b7 ");
+  $("#hosts").classList.toggle("lost", (st.hosts || []).some((h) => h.state === "lost"));
   $("#errors").textContent = (st.errors || []).map((e) => "error: " + e).join("\\n");
   document.querySelectorAll("button[data-command]").forEach((b) => {
     const s = st.stages[b.dataset.stage];

@@ -203,3 +203,25 @@ def test_many_stages_scroll_with_the_selection_and_the_screen_still_fits() -> No
         assert row(text, visible)[1] == "1/1"
         assert f"{hidden} " not in text.split("#")[0]  # neither its row nor its bar
         assert "of 30 (↑↓ to see more)" in text
+
+
+def test_the_hosts_of_a_frame_on_several_are_shown_and_the_screen_still_fits() -> None:
+    replicas = [{"index": i, "pid": 100 + i, "state": "running", "rate_in": 1.0, "busy": 0.5,
+                 "cpu": 0.5, "rss": 10**8, "held": 1, "host": host}
+                for i, host in enumerate((None, "a-member-with-a-long-name-0", "bee"))]  # fmt: skip
+    stage = {"progress": None, "desired": 3, "alive": 3, "ended": False, "rate_in": 1.0,
+             "rate_out": 1.0, "backlog": 0, "busy": 0.5, "p50": 0.001, "p99": 0.002,
+             "errors": 0, "cpu": 0.5, "rss": 10**8, "records_in": 10, "records_out": 10,
+             "replicas": replicas}  # fmt: skip
+    hosts = [{"name": "bee", "group": "pool", "state": "joined", "workers": 1},
+             {"name": "cee", "group": "pool", "state": "lost", "workers": 0}]  # fmt: skip
+    status = {"frame": "f", "state": "running", "uptime": 5.0, "pid": 1, "errors": [],
+              "rescale": None, "stages": {"usage": stage}, "hosts": hosts}  # fmt: skip
+    console = Console(width=80, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    console.print(render(status, 0, "", 80))
+    console.file.close()
+    lines = console.export_text().splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert "hosts: bee joined (1) · cee lost (0)" in lines
+    table = [line.split() for line in lines if line.split()[:1] in (["0"], ["1"], ["2"])]
+    assert [row[-1] for row in table] == ["here", "a-member-with…", "bee"]

@@ -25,6 +25,8 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from pipeline.cli_web import parse_bind
 from pipeline.errors import ControlCode, ControlError, ExitCode, UsageError
+from pipeline.security import make_keys
+from tests.brokers import free_port
 from tests.conftest import start_cli
 from tests.pipeline.test_control import GRAPH
 from tests.running import Running
@@ -95,6 +97,13 @@ def frame(tmp_path: Path, registry: Path) -> Iterator[Running]:
 
 @pytest.fixture
 def server(frame: Running) -> Iterator[Server]:
+    with serving(frame) as served:
+        yield served
+
+
+@contextlib.contextmanager
+def serving(frame: Running) -> Iterator[Server]:
+    """``pipeline web`` on ``frame``, stopped at the end."""
     proc = start_cli("web", "--frame", str(frame.run_dir), "--bind", "127.0.0.1:0",
                      "--token", TOKEN)  # fmt: skip
     try:
@@ -337,3 +346,52 @@ def test_bind_takes_host_and_port_and_says_what_it_wants() -> None:
     for bad in ("host:port", "1.2.3.4:70000", "[::1]:x"):
         with pytest.raises(UsageError, match="--bind takes HOST:PORT"):
             parse_bind(bad)
+
+
+SPREAD = """\
+name: spread
+transport: tcp
+keys: {keys}
+port: {port}
+groups: [pool]
+run_dir: {run_dir}
+stages:
+  - name: src
+    run: tests.stagelib:ticking
+    params: {{every: 0.01}}
+    next: mid
+  - name: mid
+    run: tests.stagelib:double
+    hosts: [pool]
+"""
+
+
+def test_page_lists_the_hosts_that_joined_a_frame_on_several(
+    tmp_path: Path, registry: Path, browser: WebDriver
+) -> None:
+    text = SPREAD.format(keys=make_keys(tmp_path / "keys").folder, port=free_port(),
+                         run_dir=tmp_path / "run")  # fmt: skip
+    (tmp_path / "spread.yaml").write_text(text)
+    # a member of group pool on this host, at 127.0.0.1
+    member = start_cli("worker", str(tmp_path / "spread.yaml"), "--group", "pool", "--name",
+                       "bee", "--address", "127.0.0.1")  # fmt: skip
+    run = Running(text, tmp_path / "run")
+    try:
+        with serving(run) as server:
+            browser.get(server.url)
+            hosts = browser.find_element(By.ID, "hosts")
+            until(lambda: "bee (pool) joined, 1 worker(s)" in hosts.text or None,
+                  "the member shown", timeout=30)  # fmt: skip
+            assert hosts.text.startswith("hosts: ")
+            assert "lost" not in (hosts.get_attribute("class") or "")
+            status, _, body = server.get("metrics")
+            assert status == 200
+            assert 'pipeline_host_up{frame="spread",host="bee",group="pool"} 1' in body
+    finally:
+        run.frame.request("stop")
+        assert run.wait(30).exit_code == ExitCode.OK
+        member.wait(30)
+        for pipe in (member.stdout, member.stderr):
+            if pipe is not None:
+                pipe.close()
+    assert member.returncode == 0
