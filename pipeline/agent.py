@@ -65,13 +65,27 @@ def coordinator_endpoint(topo: Topology, given: str | None = None) -> str:
 
 
 def own_address() -> str:
-    """The address this machine's host name resolves to (where its workers are reached)."""
+    """Where this host's workers are reached: the address its host name resolves to, or,
+    where that is a loopback one (as when /etc/hosts maps the name to 127.0.1.1), the
+    address its traffic leaves from (the default route's)."""
     name = socket.gethostname()
     try:
-        return socket.gethostbyname(name)
+        address = socket.gethostbyname(name)
     except OSError:
-        msg = f"cannot find the address of this host ({name}); give --address"
-        raise UsageError(msg) from None
+        address = ""
+    if address and not address.startswith("127."):
+        return address
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:  # a datagram socket's connect sends nothing: it only picks the route
+            probe.connect(("192.0.2.1", 9))
+            address = probe.getsockname()[0]
+        except OSError:
+            address = ""
+    if not address or address.startswith("127.") or address == "0.0.0.0":
+        msg = (f"cannot find an address of this host ({name}) that other hosts reach; "
+               "give --address")  # fmt: skip
+        raise UsageError(msg)
+    return address
 
 
 class HostAgent:

@@ -16,9 +16,9 @@ UNITS = sorted((REPO / "deploy" / "systemd").glob("*@.*"))
 INSTALLED = "/opt/pipeline/.venv/bin/pipeline"
 
 
-def test_there_is_a_unit_for_a_frame_a_batch_run_and_a_worker() -> None:
+def test_there_is_a_unit_for_a_frame_a_batch_run_a_worker_and_a_member() -> None:
     wanted = {"pipeline@.service", "pipeline-batch@.service", "pipeline-batch@.timer",
-              "pipeline-worker@.service"}  # fmt: skip
+              "pipeline-worker@.service", "pipeline-member@.service"}  # fmt: skip
     assert {u.name for u in UNITS} >= wanted
 
 
