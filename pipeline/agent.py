@@ -133,7 +133,7 @@ class HostAgent:
                 signal.signal(sig, self._stop)
         while True:
             code = self._frame()
-            if not self.stay or self.stopping or code == ExitCode.USAGE:
+            if not self.stay or self.stopping or self.leaving or code == ExitCode.USAGE:
                 return int(code)
             log.info("host %s: waiting for the next frame", self.host)
 

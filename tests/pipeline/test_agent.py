@@ -78,3 +78,35 @@ def test_empty_address_and_coordinator_mean_the_defaults(tmp_path: Path) -> None
                       stay=args.stay)  # fmt: skip
     assert agent.address == own_address()
     assert agent.endpoint == "tcp://10.0.0.1:7700"
+
+
+def test_a_member_that_stays_goes_once_asked_to_leave_even_if_its_frame_ended_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SIGTERM to a member holding a 'replicas: members' replica makes it leave after the
+    # drain; if the frame ends before that, it must not wait for the next frame
+    import signal  # noqa: PLC0415
+
+    from pipeline import agent as agent_module  # noqa: PLC0415
+    from pipeline.errors import ExitCode  # noqa: PLC0415
+    from pipeline.security import make_keys  # noqa: PLC0415
+
+    keys = make_keys(tmp_path / "keys").folder
+    topo = make_topology(f"keys: {keys}\ngroups: [pool]\n" + GRAPH, tmp_path / "run")
+    member = agent_module.HostAgent(topo, "bee", group="pool", address="127.0.0.1", stay=True)
+    frames: list[int] = []
+
+    def frame() -> ExitCode:
+        frames.append(1)
+        member.leaving = True  # asked to leave while it served this frame, which then ended
+        return ExitCode.OK
+
+    monkeypatch.setattr(member, "_frame", frame)
+    monkeypatch.setattr(agent_module.launcher, "preload", lambda entries: None)
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        assert member.run() == ExitCode.OK
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+    assert frames == [1]
