@@ -190,6 +190,7 @@ class HostAgent:
             launcher.stop_all(list(self.workers.values()), grace=5.0)
             self._reap(sock)
             self._ready(False)
+            _say(sock, {"t": "left"})  # so that going is not taken for being lost
             sock.close()
             ctx.term()
         return code

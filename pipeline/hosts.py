@@ -6,8 +6,8 @@ control socket (tcp, CURVE) as ``agent:<host>``. A stage placed on a group (``ho
 [pool]``, ``groups: [pool]``) runs on the group's members, agents started with ``pipeline
 worker TOPOLOGY --group pool`` that join under their own name and say their address. The
 agent says it is there once a second (``{"t": "agent", "host", "pid", "alive": [its
-workers], "group", "address", "leaving"}``); an agent the topology has no place for is
-answered ``refused`` with the reason. The supervisor answers
+workers], "group", "address", "leaving"}``) and ``left`` when it goes; an agent the
+topology has no place for is answered ``refused`` with the reason. The supervisor answers
 ``ping`` as often, asks it to ``spawn`` workers and to ``signal`` them, and hears when one
 ``exited``. A worker the agent started is a ``RemoteWorker`` here: the same questions as
 a local ``WorkerProcess`` (alive, exit code, a descriptor that wakes the supervisor's poll
@@ -94,6 +94,8 @@ class Agent:
     lost: bool = False
     #: it was told to stop and waits for its replicas to be retired
     leaving: bool = False
+    #: it said it left the frame (it is gone, but not lost)
+    left: bool = False
 
 
 class Hosts:
@@ -169,6 +171,15 @@ class Hosts:
                 if w.host == host and gone and not w.ended:
                     w.end(None, f"ended on {host} (its exit code was not heard)")
             return
+        if t == "left":
+            a = self.agents.get(host)
+            if a is not None and not a.lost:
+                a.lost = a.left = True
+                log.info("host %s left the frame", host)
+                for w in self.workers.values():
+                    if w.host == host and not w.ended:
+                        w.end(None, f"ended with its host {host}, which left the frame")
+            return
         one = self.workers.get(str(msg.get("wid")))
         if one is None:
             return
@@ -217,7 +228,8 @@ class Hosts:
     def describe(self) -> list[dict[str, Any]]:
         """The agents, for the frame's status."""
         return [{"name": a.host, "group": a.group,
-                 "state": "lost" if a.lost else ("leaving" if a.leaving else "joined"),
+                 "state": "left" if a.left else "lost" if a.lost else
+                          "leaving" if a.leaving else "joined",
                  "workers": sum(1 for w in self.workers.values()
                                 if w.host == a.host and not w.ended)}
                 for a in self.agents.values()]  # fmt: skip

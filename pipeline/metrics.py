@@ -92,11 +92,11 @@ def exposition(status: dict[str, Any] | None, up: bool, frame: str | None = None
     if hosts:
         lines += [
             "# HELP pipeline_host_up 1 while a host that joined the frame is in it (joined or "
-            "leaving), 0 once it is lost.",
+            "leaving), 0 once it is lost or has left.",
             "# TYPE pipeline_host_up gauge",
         ]
-        lines += [f"pipeline_host_up{_host_labels(name, h)} {int(h['state'] != 'lost')}"
-                  for h in hosts]  # fmt: skip
+        lines += [f"pipeline_host_up{_host_labels(name, h)} "
+                  f"{int(h['state'] in ('joined', 'leaving'))}" for h in hosts]  # fmt: skip
         lines += [
             "# HELP pipeline_host_workers Worker processes of the frame running on a host.",
             "# TYPE pipeline_host_workers gauge",

@@ -17,7 +17,7 @@ status (about a second), totals since the start. Per stage:
 * per replica, the ``host`` it runs on (None: the coordinator's).
 
 And ``hosts``: the other hosts that joined the frame (``pipeline worker``), each with its
-group (None: a host named in the topology), ``state`` (joined, leaving or lost) and how
+group (None: a host named in the topology), ``state`` (joined, leaving, left or lost) and how
 many of the frame's workers run there.
 """
 

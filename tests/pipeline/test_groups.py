@@ -168,6 +168,9 @@ def test_a_members_stage_grows_with_a_joining_member_and_drains_a_leaving_one(
     assert not ready.exists()
     text = alog.read_text()
     assert "cee is leaving" in text and "replica 1 retired" in text, text
+    wait_for(alog, "host cee left the frame")
+    time.sleep(6)  # longer than a silent host takes to be lost: it is not, it left
+    assert "cee is lost" not in alog.read_text()
     assert "stage 'mid' now runs 1 replicas" in text
     time.sleep(0.5)
     run.send_signal(signal.SIGTERM)  # an endless stream: drain it

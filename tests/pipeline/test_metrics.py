@@ -23,13 +23,15 @@ def test_a_frame_on_one_host_has_no_host_metrics() -> None:
     assert "pipeline_host_" not in text
 
 
-def test_each_host_that_joined_is_up_until_lost_with_its_workers() -> None:
+def test_each_host_that_joined_is_up_until_lost_or_gone_with_its_workers() -> None:
     hosts = [{"name": "bee", "group": "pool", "state": "joined", "workers": 2},
              {"name": "b", "group": None, "state": "leaving", "workers": 1},
-             {"name": "cee", "group": "pool", "state": "lost", "workers": 0}]  # fmt: skip
+             {"name": "cee", "group": "pool", "state": "lost", "workers": 0},
+             {"name": "dee", "group": "pool", "state": "left", "workers": 0}]  # fmt: skip
     got = samples(exposition({**STATUS, "hosts": hosts}, up=True))
     assert got['pipeline_host_up{frame="f",host="bee",group="pool"}'] == "1"
     assert got['pipeline_host_up{frame="f",host="b",group=""}'] == "1"
     assert got['pipeline_host_up{frame="f",host="cee",group="pool"}'] == "0"
+    assert got['pipeline_host_up{frame="f",host="dee",group="pool"}'] == "0"
     assert got['pipeline_host_workers{frame="f",host="bee",group="pool"}'] == "2"
     assert got['pipeline_host_workers{frame="f",host="cee",group="pool"}'] == "0"
