@@ -46,6 +46,7 @@ from typing import Any
 import yaml
 
 from pipeline.errors import UsageError
+from pipeline.security import AUTHORIZED, CLIENT, SERVER, key_files
 from pipeline.topology import Topology
 
 ETC = "/etc/pipeline"
@@ -63,13 +64,7 @@ JOIN_TIMEOUT = 600
 USER = 10001
 DEFAULT_DRAIN_SECONDS = 120
 #: the files ``pipeline keys DIR`` makes without --client, relative to DIR
-KEYS_LAYOUT = (
-    "client.key",
-    "client.key_secret",
-    "server.key",
-    "server.key_secret",
-    "authorized/client.key",
-)
+KEYS_LAYOUT = key_files()
 #: variables every container has from the downward API
 POD_VARS = ("POD_IP", "POD_NAME")
 
@@ -323,7 +318,7 @@ def read_keys(folder: Path) -> dict[str, bytes]:
         raise UsageError(f"{folder}: no keys there; {make}")
     files: dict[str, bytes] = {}
     for entry in sorted(folder.iterdir()):
-        inner = sorted(entry.iterdir()) if entry.name == "authorized" and entry.is_dir() else []
+        inner = sorted(entry.iterdir()) if entry.name == AUTHORIZED and entry.is_dir() else []
         for f in inner or [entry]:
             rel = f.relative_to(folder).as_posix()
             if not f.is_file() or not _SECRET_KEY.match(f.name):
@@ -333,7 +328,7 @@ def read_keys(folder: Path) -> dict[str, bytes]:
                     f"'.'); {make}"
                 )
             files[rel] = f.read_bytes()
-    for needed in ("server.key_secret", "client.key_secret"):
+    for needed in (f"{SERVER}.key_secret", f"{CLIENT}.key_secret"):
         if needed not in files:
             raise UsageError(f"{folder}: not a folder of frame keys, it has no {needed}; {make}")
     return files

@@ -33,6 +33,19 @@ log = logging.getLogger("pipeline.security")
 
 SERVER = "server"
 CLIENT = "client"
+#: the folder of a keys folder that holds the public keys allowed to connect
+AUTHORIZED = "authorized"
+
+
+def key_files(clients: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The files ``make_keys`` writes, relative to its folder: each certificate's public
+    and secret halves, then the public keys it authorizes.
+
+    >>> key_files()
+    ('client.key', 'client.key_secret', 'server.key', 'server.key_secret', 'authorized/client.key')
+    """
+    halves = sorted(f"{n}.key{s}" for n in (SERVER, CLIENT, *clients) for s in ("", "_secret"))
+    return (*halves, *sorted(f"{AUTHORIZED}/{n}.key" for n in (CLIENT, *clients)))
 
 
 class Authorized:
@@ -67,7 +80,7 @@ class Keys:
 
     def __init__(self, folder: str | os.PathLike[str]) -> None:
         self.folder = Path(folder)
-        self.authorized = self.folder / "authorized"
+        self.authorized = self.folder / AUTHORIZED
         try:
             self.server_public, self.server_secret = zmq.auth.load_certificate(
                 self.folder / f"{SERVER}.key_secret"
@@ -112,7 +125,7 @@ def make_keys(folder: str | os.PathLike[str], clients: tuple[str, ...] = ()) -> 
     if any(d.iterdir()):
         msg = f"{d} is not empty: give a new folder (keys are never overwritten)"
         raise ValueError(msg)
-    authorized = d / "authorized"
+    authorized = d / AUTHORIZED
     authorized.mkdir(mode=0o700)
     zmq.auth.create_certificates(d, SERVER)
     for name in (CLIENT, *clients):

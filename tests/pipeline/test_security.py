@@ -19,7 +19,7 @@ import zmq
 import zmq.auth
 
 from pipeline.errors import TopologyError, UsageError
-from pipeline.security import make_keys
+from pipeline.security import key_files, make_keys
 from pipeline.supervisor import Supervisor
 from pipeline.transport import WorkerSockets
 from tests.conftest import cli, make_topology, run_topology
@@ -35,6 +35,9 @@ def test_keys_are_made_owner_only_and_never_overwritten(tmp_path: Path) -> None:
     assert names == ["authorized", "client.key", "client.key_secret", "hostb.key",
                      "hostb.key_secret", "server.key", "server.key_secret"]  # fmt: skip
     assert sorted(p.name for p in (keys / "authorized").iterdir()) == ["client.key", "hostb.key"]
+    # key_files says what it made (the Kubernetes Secret is laid out from it)
+    made = sorted(p.relative_to(keys).as_posix() for p in keys.rglob("*") if p.is_file())
+    assert made == sorted(key_files(("hostb",)))
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in keys.glob("*.key*"))
     assert stat.S_IMODE(keys.stat().st_mode) == 0o700
     again = cli("keys", str(keys))
