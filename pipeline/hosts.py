@@ -117,14 +117,11 @@ class Hosts:
         a = self.agents.get(host)
         return a is not None and not a.lost
 
-    def members(self, group: str) -> list[str]:
-        """The members of ``group`` that may take replicas, in the order they joined."""
+    def members(self, group: str, leaving: bool = False) -> list[str]:
+        """The members of ``group`` in the frame, in the order they joined: those that may
+        take replicas, or (``leaving``) those waiting for theirs to be retired."""
         return [a.host for a in self.agents.values()
-                if a.group == group and not a.lost and not a.leaving]  # fmt: skip
-
-    def leaving(self, group: str) -> list[str]:
-        return [a.host for a in self.agents.values()
-                if a.group == group and not a.lost and a.leaving]  # fmt: skip
+                if a.group == group and not a.lost and a.leaving == leaving]  # fmt: skip
 
     def _refusal(self, host: str, group: Any) -> str | None:
         """Why an agent cannot join (None: it can)."""

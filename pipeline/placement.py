@@ -142,7 +142,7 @@ class Placement:
         """The replica count the stage should have now (None: leave it)."""
         name, group = st.spec.name, st.spec.hosts[0]
         top = st.desired - 1
-        for m in self.hosts.leaving(group):
+        for m in self.hosts.members(group, leaving=True):
             held = sorted(i for (s, i), mm in self._member.items() if s == name and mm == m)
             if not held:
                 continue
