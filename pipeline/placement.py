@@ -81,12 +81,11 @@ class Placement:
             if now - since > limit:
                 where = self.topology.file or "TOPOLOGY"
                 if target in self.topology.groups:
-                    need = self.topology.groups[target] if target not in self._gathered else 1
                     have = len(self.hosts.members(target))
-                    return [], (f"group {target} has {have} of the {need} member(s) it waits "
-                                f"for after {limit:.0f}s: start 'pipeline worker {where} "
-                                f"--group {target}' on its hosts, with the frame's "
-                                "keys")  # fmt: skip
+                    return [], (f"group {target} has {have} of the {self._need(target)} "
+                                f"member(s) it waits for after {limit:.0f}s: start 'pipeline "
+                                f"worker {where} --group {target}' on its hosts, with the "
+                                "frame's keys")  # fmt: skip
                 return [], (f"host {target} did not join within {limit:.0f}s: start 'pipeline "
                             f"worker {where} --host {target}' there, with the frame's keys, or "
                             "place its stages elsewhere")  # fmt: skip
@@ -107,14 +106,17 @@ class Placement:
         members = self.hosts.members(target)
         if self._member.get((spec.name, i)) in members:  # it stays where it was placed
             return None
-        need = self.topology.groups[target] if target not in self._gathered else 1
-        if len(members) < need:
+        if len(members) < self._need(target):
             return target
         self._gathered.add(target)
         self._awaiting.pop(target, None)
         load = Counter(m for m in self._member.values() if m in members)
         self._member[(spec.name, i)] = min(members, key=lambda m: load[m])
         return None
+
+    def _need(self, group: str) -> int:
+        """The members ``group`` waits for: as many as it asks for at the start, then one."""
+        return 1 if group in self._gathered else self.topology.groups[group]
 
     def release(self, stage: str, index: int) -> None:
         """Replica ``index`` of ``stage`` was retired: its member holds it no more."""
