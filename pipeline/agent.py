@@ -42,6 +42,9 @@ from pipeline.worker import WorkerSpec
 
 log = logging.getLogger("pipeline.agent")
 
+#: seconds without an answer from the coordinator before the agent dials it again
+REDIAL_AFTER = 5.0
+
 
 def _say(sock: zmq.Socket[Any], msg: dict[str, Any]) -> None:
     """Send without waiting: before the coordinator is connected (or once it is gone) a
@@ -140,19 +143,21 @@ class HostAgent:
     def _frame(self) -> ExitCode:
         """Serve one frame, from joining it to its end (or the coordinator's loss)."""
         ctx = zmq.Context()
-        sock = ctx.socket(zmq.DEALER)
-        sock.setsockopt(zmq.ROUTING_ID, (AGENT_PREFIX + self.host).encode())
-        sock.setsockopt(zmq.LINGER, 1000)
-        self.keys.secure_client(sock)
-        sock.connect(self.endpoint)
+        sock = self._dial(ctx)
         what = f"as a member of group {self.group} " if self.group else ""
         log.info("host %s: joining the frame at %s %s(workers reached at %s)", self.host,
                  self.endpoint, what, self.address)  # fmt: skip
         started, heard, said = time.monotonic(), None, 0.0
+        dialed = started
         code = ExitCode.OK
         try:
             while not self.stopping:
                 now = time.monotonic()
+                if heard is None and now - dialed > REDIAL_AFTER:
+                    # no answer yet: dial again, afresh (the name is looked up again, and
+                    # a connection left from the frame before is not waited on)
+                    sock.close(linger=0)
+                    sock, dialed = self._dial(ctx), now
                 if now - said >= PING_EVERY:
                     _say(sock, {"t": "agent", "host": self.host, "pid": os.getpid(),
                                 "alive": list(self.workers), "group": self.group,
@@ -194,6 +199,15 @@ class HostAgent:
             sock.close()
             ctx.term()
         return code
+
+    def _dial(self, ctx: zmq.Context[Any]) -> zmq.Socket[Any]:
+        """A socket to the coordinator, as this host, with the frame's keys."""
+        sock: zmq.Socket[Any] = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.ROUTING_ID, (AGENT_PREFIX + self.host).encode())
+        sock.setsockopt(zmq.LINGER, 1000)
+        self.keys.secure_client(sock)
+        sock.connect(self.endpoint)
+        return sock
 
     def _stop(self, signum: int, frame: Any) -> None:
         """The first signal to an agent holding replicas of a ``replicas: members`` stage
